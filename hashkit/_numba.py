@@ -1,0 +1,561 @@
+"""Numba fallback backend: the kernel contract of ``docs/INTERNALS.md``.
+
+Same functions, signatures, dtypes and results as the compiled ``hashkit._core``:
+``hamming``, ``topk``, ``radius``, ``hist_stats``, ``rank_stats``. Integer outputs are identical
+to every other backend; float sums are formed in the same order as the C++ backend (written down
+at :func:`_rank_stats_kernel`), so the two CPU backends agree bit for bit.
+
+Importing this module is cheap and does not import Numba: the kernels are written as plain
+module-level functions and compiled (``parallel=True, cache=True, nogil=True``) on the first
+call, so ``import hashkit`` does not pay for Numba and a broken Numba install shows up as a
+recorded backend failure at first use rather than an import error.
+
+Memory: only ``hamming`` returns a ``(Q, N)`` array. The other kernels keep one ``O(N)`` buffer per
+chunk of queries (chunks are processed by one thread each), never a ``(Q, N)`` one.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+
+__all__ = ["hamming", "topk", "radius", "hist_stats", "rank_stats"]
+
+# Replaced by numba.prange when the kernels are compiled (see _build); as plain `range` the
+# kernel sources stay valid Python, which keeps this module importable without Numba.
+prange = range
+
+# SWAR popcount constants as uint64 scalars: Numba freezes globals as typed constants, and any
+# int64 operand would silently promote the uint64 arithmetic to float64.
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_U2 = np.uint64(2)
+_U4 = np.uint64(4)
+_U56 = np.uint64(56)
+_M1 = np.uint64(0x5555555555555555)
+_M2 = np.uint64(0x3333333333333333)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+
+
+def _popcount(x):
+    # Branch-free SWAR popcount. Numba exposes no CPU popcount intrinsic (only cuda.popc);
+    # LLVM's AggressiveInstCombine recognises this exact pattern and emits `popcnt` when the
+    # host CPU has it (checked with inspect_asm on x86-64), so nothing is lost by spelling it out.
+    x = x - ((x >> _U1) & _M1)
+    x = (x & _M2) + ((x >> _U2) & _M2)
+    x = (x + (x >> _U4)) & _M4
+    return np.int64((x * _H01) >> _U56)
+
+
+def _distance(q, qi, db, i):
+    d = np.int64(0)
+    for w in range(q.shape[1]):
+        d += _popcount(q[qi, w] ^ db[i, w])
+    return d
+
+
+def _shared_labels(ql, qi, dbl, i):
+    # Gain = number of shared labels; relevant <=> gain > 0 <=> (ql & dbl) != 0 in some word.
+    g = np.int64(0)
+    for w in range(ql.shape[1]):
+        g += _popcount(ql[qi, w] & dbl[i, w])
+    return g
+
+
+def _hamming_kernel(q, db, out):
+    nq = q.shape[0]
+    n = db.shape[0]
+    for qi in prange(nq):
+        for i in range(n):
+            out[qi, i] = _distance(q, qi, db, i)
+
+
+def _topk_kernel(q, db, nbits, k, nchunk, out_d, out_i, bad):
+    nq = q.shape[0]
+    n = db.shape[0]
+    for c in prange(nchunk):
+        dist = np.empty(n, np.int32)
+        hist = np.empty(nbits + 1, np.int64)
+        start = np.empty(nbits + 1, np.int64)
+        for qi in range(c * nq // nchunk, (c + 1) * nq // nchunk):
+            hist[:] = 0
+            for i in range(n):
+                d = _distance(q, qi, db, i)
+                if d > nbits:  # non-zero padding bits: flagged, clamped so nothing is written out of bounds
+                    bad[qi] = 1
+                    d = nbits
+                dist[i] = d
+                hist[d] += 1
+            # Counting selection: the smallest distance `cut` whose cumulative count reaches k;
+            # everything closer is taken, and the first (k - before) items at `cut` in index order.
+            cum = 0
+            cut = nbits
+            for d in range(nbits + 1):
+                start[d] = cum
+                cum += hist[d]
+                if cum >= k:
+                    cut = d
+                    break
+            for i in range(n):
+                d = dist[i]
+                if d < cut or (d == cut and start[cut] < k):
+                    p = start[d]
+                    start[d] = p + 1
+                    out_d[qi, p] = d
+                    out_i[qi, p] = i
+
+
+def _radius_count_kernel(q, db, nbits, r, counts, bad):
+    nq = q.shape[0]
+    n = db.shape[0]
+    for qi in prange(nq):
+        m = 0
+        for i in range(n):
+            d = _distance(q, qi, db, i)
+            if d > nbits:
+                bad[qi] = 1
+            if d <= r:
+                m += 1
+        counts[qi] = m
+
+
+def _radius_fill_kernel(q, db, r, nchunk, lims, out_i, out_d):
+    nq = q.shape[0]
+    n = db.shape[0]
+    for c in prange(nchunk):
+        dist = np.empty(n, np.int32)
+        start = np.empty(r + 1, np.int64)
+        for qi in range(c * nq // nchunk, (c + 1) * nq // nchunk):
+            start[:] = 0
+            for i in range(n):
+                d = _distance(q, qi, db, i)
+                dist[i] = d
+                if d <= r:
+                    start[d] += 1
+            cum = lims[qi]
+            for d in range(r + 1):
+                h = start[d]
+                start[d] = cum
+                cum += h
+            for i in range(n):
+                d = dist[i]
+                if d <= r:
+                    p = start[d]
+                    start[d] = p + 1
+                    out_i[p] = i
+                    out_d[p] = d
+
+
+def _hist_kernel(q, db, ql, dbl, nbits, hist_all, hist_rel, bad):
+    nq = q.shape[0]
+    n = db.shape[0]
+    for qi in prange(nq):
+        for i in range(n):
+            d = _distance(q, qi, db, i)
+            if d > nbits:
+                bad[qi] = 1
+                d = nbits
+            hist_all[qi, d] += 1
+            for w in range(ql.shape[1]):
+                if (ql[qi, w] & dbl[i, w]) != _U0:
+                    hist_rel[qi, d] += 1
+                    break
+
+
+def _rank_stats_kernel(q, db, ql, dbl, nbits, bucket_of_pos, ncut, first_m, graded, nlabels,
+                       nchunk, hist_all, hist_rel, ap_sum, rel_at, ap_sum_at, ap_first,
+                       gain_at, dcg_at, gain_hist, bad):
+    """Per query: distances and gains into O(N) buffers with the histograms (pass 1), then
+    a second walk in database-index order giving each item its stable position (pass 2).
+
+    Floating-point order (the C++ backend follows it exactly, so results are bitwise equal):
+      * term(i) = double(relrank_i) / double(pos_i); relrank/pos are exact integers.
+      * ap_sum   = 0.0, then += term(i) for relevant i in database-index order.
+      * ap_first = 0.0, then += term(i) for relevant i with relrank_i <= first_m, index order.
+      * ap_sum_at: bucket b(pos) = smallest c with cutoffs[c] >= pos (no bucket when
+        pos > cutoffs[C-1]); bucket[c] = 0.0, += term(i) in database-index order; then
+        s = 0.0; for c in 0..C-1: s += bucket[c]; ap_sum_at[c] = s.
+      * dcg_at: the same buckets and prefix sum with term = double(gain_i) / log2(double(pos_i + 1))
+        (libm log2, a true division, no reciprocal, no fast-math) over items with gain_i > 0.
+    """
+    nq = q.shape[0]
+    n = db.shape[0]
+    for c in prange(nchunk):
+        dist = np.empty(n, np.int32)
+        gain = np.empty(n, np.int32)
+        start = np.empty(nbits + 1, np.int64)
+        relstart = np.empty(nbits + 1, np.int64)
+        b_rel = np.empty(ncut + 1, np.int64)
+        b_gain = np.empty(ncut + 1, np.int64)
+        b_ap = np.empty(ncut + 1, np.float64)
+        b_dcg = np.empty(ncut + 1, np.float64)
+        for qi in range(c * nq // nchunk, (c + 1) * nq // nchunk):
+            for i in range(n):
+                d = _distance(q, qi, db, i)
+                if d > nbits:
+                    bad[qi] = 1
+                    d = nbits
+                g = _shared_labels(ql, qi, dbl, i)
+                dist[i] = d
+                gain[i] = g
+                hist_all[qi, d] += 1
+                if g > 0:
+                    hist_rel[qi, d] += 1
+                if graded:
+                    if g > nlabels:
+                        bad[qi] = 1
+                        g = nlabels
+                    gain_hist[qi, g] += 1
+            cum = 0
+            cumrel = 0
+            for d in range(nbits + 1):
+                start[d] = cum
+                relstart[d] = cumrel
+                cum += hist_all[qi, d]
+                cumrel += hist_rel[qi, d]
+            b_rel[:] = 0
+            b_gain[:] = 0
+            b_ap[:] = 0.0
+            b_dcg[:] = 0.0
+            ap = 0.0
+            apf = 0.0
+            for i in range(n):
+                d = dist[i]
+                pos = start[d] + 1
+                start[d] = pos
+                g = gain[i]
+                if g > 0:
+                    rr = relstart[d] + 1
+                    relstart[d] = rr
+                    t = rr / pos
+                    ap += t
+                    if rr <= first_m:
+                        apf += t
+                    b = bucket_of_pos[pos]
+                    b_rel[b] += 1
+                    b_ap[b] += t
+                    if graded:
+                        b_gain[b] += g
+                        b_dcg[b] += g / math.log2(pos + 1.0)
+            ap_sum[qi] = ap
+            ap_first[qi] = apf
+            s_rel = 0
+            s_ap = 0.0
+            s_gain = 0
+            s_dcg = 0.0
+            for cc in range(ncut):
+                s_rel += b_rel[cc]
+                s_ap += b_ap[cc]
+                rel_at[qi, cc] = s_rel
+                ap_sum_at[qi, cc] = s_ap
+                if graded:
+                    s_gain += b_gain[cc]
+                    s_dcg += b_dcg[cc]
+                    gain_at[qi, cc] = s_gain
+                    dcg_at[qi, cc] = s_dcg
+
+
+_HELPERS = ("_popcount", "_distance", "_shared_labels")
+_KERNELS = ("_hamming_kernel", "_topk_kernel", "_radius_count_kernel", "_radius_fill_kernel",
+            "_hist_kernel", "_rank_stats_kernel")
+_lock = threading.Lock()
+_compiled: SimpleNamespace | None = None
+
+
+def _build() -> SimpleNamespace:
+    import numba
+
+    g = globals()
+    g["prange"] = numba.prange
+    # Helpers are rebound in this module's namespace because Numba resolves a kernel's globals
+    # (and freezes them) when it compiles the kernel.
+    helper = numba.njit(cache=True, nogil=True)
+    for name in _HELPERS:
+        g[name] = helper(g[name])
+    kernel = numba.njit(parallel=True, cache=True, nogil=True)
+    return SimpleNamespace(numba=numba, **{name: kernel(g[name]) for name in _KERNELS})
+
+
+def _jit() -> SimpleNamespace:
+    global _compiled
+    if _compiled is None:
+        with _lock:
+            if _compiled is None:
+                _compiled = _build()
+    return _compiled
+
+
+class _threads:
+    """Run a kernel on ``nthreads`` Numba threads (0 = all), restoring the caller's setting."""
+
+    def __init__(self, nthreads):
+        self.nthreads = nthreads
+
+    def __enter__(self) -> int:
+        numba = _jit().numba
+        nthreads = _as_int(self.nthreads, "nthreads", 0)
+        most = numba.config.NUMBA_NUM_THREADS
+        self.previous = numba.get_num_threads()
+        n = most if nthreads == 0 else min(nthreads, most)
+        numba.set_num_threads(n)
+        return n
+
+    def __exit__(self, *exc) -> None:
+        _jit().numba.set_num_threads(self.previous)
+
+
+def _as_int(x, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(x).__name__}")
+    x = int(x)
+    if x < lo or (hi is not None and x > hi):
+        raise ValueError(f"{name}: expected an integer in [{lo}, {'inf' if hi is None else hi}], got {x}")
+    return x
+
+
+def _words(a, name: str, width: int | None = None) -> np.ndarray:
+    """The binding-level re-check: cheap, and the reason a bad call cannot crash a kernel."""
+    if not isinstance(a, np.ndarray) or a.dtype != np.uint64:
+        what = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise TypeError(f"{name}: expected a uint64 NumPy array, got {what}")
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1 or (width is not None and a.shape[1] != width):
+        want = "(n >= 1, W >= 1)" if width is None else f"(n >= 1, {width})"
+        raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array")
+    return a
+
+
+def _pair(q, db, nbits=None):
+    _words(q, "q")
+    _words(db, "db", q.shape[1])
+    if nbits is None:
+        return None
+    return _as_int(nbits, "nbits", 1, 64 * q.shape[1])
+
+
+def _labels(ql, dbl, q, db):
+    _words(ql, "ql")
+    _words(dbl, "dbl", ql.shape[1])
+    if ql.shape[0] != q.shape[0]:
+        raise ValueError(f"ql: expected {q.shape[0]} rows (one per query), got {ql.shape[0]}")
+    if dbl.shape[0] != db.shape[0]:
+        raise ValueError(f"dbl: expected {db.shape[0]} rows (one per database item), got {dbl.shape[0]}")
+
+
+def _raise_if_bad(bad, what: str = "codes") -> None:
+    if bad.any():
+        raise ValueError(f"q/db: {what} have non-zero padding bits beyond nbits "
+                         f"(first bad query row {int(np.flatnonzero(bad)[0])})")
+
+
+def _nchunk(nq: int, nthreads: int) -> int:
+    # A few chunks per thread balance the load; each chunk owns one O(N) buffer.
+    return max(1, min(nq, 4 * nthreads))
+
+
+def hamming(q, db, nthreads=0):
+    """All pairwise Hamming distances.
+
+    Parameters
+    ----------
+    q : uint64 ndarray (Q, W), C-contiguous packed codes.
+    db : uint64 ndarray (N, W), C-contiguous packed codes, same W.
+    nthreads : int, 0 = all threads.
+
+    Returns
+    -------
+    int32 ndarray (Q, N).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Wrong dtype, shape or layout.
+
+    Examples
+    --------
+    >>> hamming(np.array([[0b1011]], np.uint64), np.array([[0], [0b1]], np.uint64))
+    array([[3, 2]], dtype=int32)
+    """
+    _pair(q, db)
+    k = _jit()
+    out = np.empty((q.shape[0], db.shape[0]), np.int32)
+    with _threads(nthreads):
+        k._hamming_kernel(q, db, out)
+    return out
+
+
+def topk(q, db, nbits, k, nthreads=0):
+    """The ``k`` nearest database items per query, ordered by (distance, index).
+
+    Counting selection over the ``nbits + 1`` possible distances: no heap, no sort.
+
+    Returns
+    -------
+    (dist int32 (Q, k), idx int64 (Q, k))
+
+    Raises
+    ------
+    TypeError, ValueError
+        Wrong dtype/shape/layout, ``k`` outside ``[1, N]``, or non-zero padding bits.
+
+    Examples
+    --------
+    >>> topk(np.array([[0]], np.uint64), np.array([[3], [1], [0]], np.uint64), 2, 2)
+    (array([[0, 1]], dtype=int32), array([[2, 1]]))
+    """
+    nbits = _pair(q, db, nbits)
+    k = _as_int(k, "k", 1, db.shape[0])
+    jit = _jit()
+    out_d = np.empty((q.shape[0], k), np.int32)
+    out_i = np.empty((q.shape[0], k), np.int64)
+    bad = np.zeros(q.shape[0], np.uint8)
+    with _threads(nthreads) as n:
+        jit._topk_kernel(q, db, nbits, k, _nchunk(q.shape[0], n), out_d, out_i, bad)
+    _raise_if_bad(bad)
+    return out_d, out_i
+
+
+def radius(q, db, nbits, r, nthreads=0):
+    """Database items within Hamming distance ``r`` (inclusive), as CSR.
+
+    Returns
+    -------
+    (lims int64 (Q + 1,), idx int64 (M,), dist int32 (M,))
+        Query ``i``'s items are ``idx[lims[i]:lims[i + 1]]``, ordered by (distance, index).
+        ``r >= nbits`` returns every item.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Wrong dtype/shape/layout, ``r < 0``, or non-zero padding bits.
+
+    Examples
+    --------
+    >>> radius(np.array([[0]], np.uint64), np.array([[3], [1], [0]], np.uint64), 2, 1)
+    (array([0, 2]), array([2, 1]), array([0, 1], dtype=int32))
+    """
+    nbits = _pair(q, db, nbits)
+    r = min(_as_int(r, "r", 0), nbits)
+    jit = _jit()
+    nq = q.shape[0]
+    counts = np.empty(nq, np.int64)
+    bad = np.zeros(nq, np.uint8)
+    with _threads(nthreads) as n:
+        jit._radius_count_kernel(q, db, nbits, r, counts, bad)
+        _raise_if_bad(bad)
+        lims = np.zeros(nq + 1, np.int64)
+        np.cumsum(counts, out=lims[1:])
+        out_i = np.empty(int(lims[-1]), np.int64)
+        out_d = np.empty(int(lims[-1]), np.int32)
+        jit._radius_fill_kernel(q, db, r, _nchunk(nq, n), lims, out_i, out_d)
+    return lims, out_i, out_d
+
+
+def hist_stats(q, db, ql, dbl, nbits, nthreads=0):
+    """Per query, the number of database items and of relevant items at each distance.
+
+    Returns
+    -------
+    (hist_all int64 (Q, nbits + 1), hist_rel int64 (Q, nbits + 1))
+        Relevant = query and item share at least one label (``ql & dbl`` non-zero).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Wrong dtype/shape/layout, or non-zero padding bits.
+
+    Examples
+    --------
+    >>> c = np.array([[0], [1]], np.uint64); l = np.array([[1], [2]], np.uint64)
+    >>> hist_stats(c[:1], c, l[:1], l, 1)
+    (array([[1, 1]]), array([[1, 0]]))
+    """
+    nbits = _pair(q, db, nbits)
+    _labels(ql, dbl, q, db)
+    jit = _jit()
+    hist_all = np.zeros((q.shape[0], nbits + 1), np.int64)
+    hist_rel = np.zeros((q.shape[0], nbits + 1), np.int64)
+    bad = np.zeros(q.shape[0], np.uint8)
+    with _threads(nthreads):
+        jit._hist_kernel(q, db, ql, dbl, nbits, hist_all, hist_rel, bad)
+    _raise_if_bad(bad)
+    return hist_all, hist_rel
+
+
+def rank_stats(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, nthreads=0):
+    """Retrieval statistics of the stable (distance, index) ranking, in two passes per query.
+
+    See ``docs/INTERNALS.md`` for each output's definition and
+    :func:`_rank_stats_kernel` for the floating-point summation order.
+
+    Parameters
+    ----------
+    cutoffs : int64 ndarray (C,), strictly increasing, each in [1, N]; C may be 0.
+    first_m : int >= 0, for ``ap_first``.
+    graded : bool, also return ``gain_at``, ``dcg_at``, ``gain_hist``.
+    nlabels : int, number of labels (``<= 64 * LW``).
+
+    Returns
+    -------
+    dict of ndarrays: ``hist_all``, ``hist_rel`` (Q, nbits + 1) int64, ``ap_sum`` (Q,) float64,
+    ``rel_at`` (Q, C) int64, ``ap_sum_at`` (Q, C) float64, ``ap_first`` (Q,) float64 and, when
+    ``graded``, ``gain_at`` (Q, C) int64, ``dcg_at`` (Q, C) float64, ``gain_hist`` (Q, nlabels + 1)
+    int64.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Wrong dtype/shape/layout, bad cut-offs, or non-zero padding bits.
+
+    Examples
+    --------
+    >>> c = np.array([[0], [1]], np.uint64); l = np.array([[1], [1]], np.uint64)
+    >>> rank_stats(c[:1], c, l[:1], l, 1, np.array([1], np.int64), 0, False, 1)["ap_sum"]
+    array([2.])
+    """
+    nbits = _pair(q, db, nbits)
+    _labels(ql, dbl, q, db)
+    nq, n = q.shape[0], db.shape[0]
+    if not isinstance(cutoffs, np.ndarray) or cutoffs.dtype != np.int64 or cutoffs.ndim != 1:
+        raise TypeError(f"cutoffs: expected a 1-D int64 NumPy array, got "
+                        f"{getattr(cutoffs, 'dtype', type(cutoffs).__name__)}")
+    if cutoffs.size and (cutoffs[0] < 1 or cutoffs[-1] > n or np.any(np.diff(cutoffs) <= 0)):
+        raise ValueError(f"cutoffs: expected strictly increasing values in [1, {n}], got {cutoffs}")
+    first_m = min(_as_int(first_m, "first_m", 0), n)
+    if not isinstance(graded, (bool, np.bool_)):
+        raise TypeError(f"graded: expected a bool, got {type(graded).__name__}")
+    graded = bool(graded)
+    nlabels = _as_int(nlabels, "nlabels", 0, 64 * ql.shape[1])
+    ncut = cutoffs.size
+    # bucket_of_pos[pos] = smallest c with cutoffs[c] >= pos (ncut past the last cut-off):
+    # one O(N) table shared by every query.
+    bucket_of_pos = np.searchsorted(cutoffs, np.arange(n + 1, dtype=np.int64), side="left")
+    bucket_of_pos = np.ascontiguousarray(bucket_of_pos, dtype=np.int64)
+    jit = _jit()
+    out = {
+        "hist_all": np.zeros((nq, nbits + 1), np.int64),
+        "hist_rel": np.zeros((nq, nbits + 1), np.int64),
+        "ap_sum": np.zeros(nq, np.float64),
+        "rel_at": np.zeros((nq, ncut), np.int64),
+        "ap_sum_at": np.zeros((nq, ncut), np.float64),
+        "ap_first": np.zeros(nq, np.float64),
+    }
+    rows = nq if graded else 0
+    gain_at = np.zeros((rows, ncut), np.int64)
+    dcg_at = np.zeros((rows, ncut), np.float64)
+    gain_hist = np.zeros((rows, nlabels + 1), np.int64)
+    bad = np.zeros(nq, np.uint8)
+    with _threads(nthreads) as nt:
+        jit._rank_stats_kernel(q, db, ql, dbl, nbits, bucket_of_pos, ncut, first_m, graded, nlabels,
+                               _nchunk(nq, nt), out["hist_all"], out["hist_rel"], out["ap_sum"],
+                               out["rel_at"], out["ap_sum_at"], out["ap_first"],
+                               gain_at, dcg_at, gain_hist, bad)
+    _raise_if_bad(bad, "codes or labels")
+    if graded:
+        out.update(gain_at=gain_at, dcg_at=dcg_at, gain_hist=gain_hist)
+    return out
