@@ -1,0 +1,70 @@
+"""The ``hashkit`` command line: ``hashkit COMMAND [options]``.
+
+Each command lives in the module that owns its work; this file only names the commands and
+imports the one that was asked for, so ``hashkit info`` does not pay for importing PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, function adding its arguments, function running it, one-line help)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "train": ("hashkit.train", "add_train_arguments", "run_train", "train a method on a dataset"),
+    "encode": ("hashkit.train", "add_encode_arguments", "run_encode", "encode features with a trained run"),
+    "list-methods": ("hashkit.train", "add_list_methods_arguments", "run_list_methods",
+                     "list the registered methods"),
+    "eval": ("hashkit.eval", "add_eval_arguments", "run_eval", "evaluate a saved code file"),
+    "search": ("hashkit.search", "add_search_arguments", "run_search", "exact top-k / radius search"),
+    "datasets": ("hashkit.data.cli", "add_datasets_arguments", "run_datasets",
+                 "list supported datasets, or check a dataset file"),
+    "bench": ("hashkit._bench", "add_bench_arguments", "run_bench", "quick kernel timing on this machine"),
+    "info": ("hashkit._backend", "add_info_arguments", "run_info", "what was built and which kernels run"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hashkit", description="Cross-modal hashing: train, encode, search, evaluate.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, _, _, help_) in COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        _top_parser().print_help()
+        return 0
+    if argv[0] == "--version":
+        from . import __version__
+
+        print(__version__)
+        return 0
+    command = argv[0]
+    if command not in COMMANDS:
+        _top_parser().print_usage(sys.stderr)
+        print(f"hashkit: unknown command {command!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module, add_name, run_name, help_ = COMMANDS[command]
+    mod = importlib.import_module(module)
+    parser = argparse.ArgumentParser(prog=f"hashkit {command}", description=help_)
+    getattr(mod, add_name)(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(getattr(mod, run_name)(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        # A user-facing error: one clear line, no traceback (HASHKIT_DEBUG=1 shows it).
+        import os
+
+        if os.environ.get("HASHKIT_DEBUG"):
+            raise
+        print(f"hashkit {command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
