@@ -257,7 +257,7 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{name}: {exc}") from None
     if nbits is not None and nbits != x.shape[1]:
-        raise ValueError(f"{name}: nbits={nbits} but the array has {x.shape[1]} columns")
+        raise ValueError(f"{name}: expected codes of {nbits} bits, got {x.shape[1]}")
     if kind == "numpy":
         words = _pack_numpy(np.asarray(x), name)
     elif kind == "torch":

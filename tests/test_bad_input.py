@@ -1,0 +1,75 @@
+"""Bad input is test data: one table of (call, expected error, expected message) over the public API.
+
+Every message must name the argument and say what arrived; none may be a bare assert or a crash.
+"""
+
+import numpy as np
+import pytest
+
+import hashkit
+
+rng = np.random.default_rng(0)
+Q16 = rng.choice([-1, 1], size=(4, 16))
+D16 = rng.choice([-1, 1], size=(9, 16))
+D8 = rng.choice([-1, 1], size=(9, 8))
+QL = np.eye(4, 3, dtype=np.uint8) + np.eye(4, 3, k=-1, dtype=np.uint8)
+DL = (rng.random((9, 3)) < 0.5).astype(np.uint8)
+NAN = Q16.astype(float)
+NAN[1, 2] = np.nan
+
+
+def _metric(name):
+    return lambda *a, **k: getattr(hashkit.metrics, name)(*a, **k)
+
+
+MAP = _metric("mean_average_precision")
+
+CASES = [
+    # (id, callable, args, kwargs, exception, message regex)
+    ("pack-str", hashkit.pack, (np.array([["a", "b"]]),), {}, TypeError, r"x: expected a numeric or bool"),
+    ("pack-1d", hashkit.pack, (np.ones(5),), {}, ValueError, r"x: expected a 2-D array of codes .*shape \(5,\)"),
+    ("pack-empty", hashkit.pack, (np.ones((0, 8)),), {}, ValueError, r"x: expected at least one code"),
+    ("pack-nobits", hashkit.pack, (np.ones((3, 0)),), {}, ValueError, r"at least one bit"),
+    ("pack-nan", hashkit.pack, (NAN,), {}, ValueError, r"x: codes contain NaN"),
+    ("pack-object", hashkit.pack, (object(),), {}, TypeError, r"x: expected"),
+    ("unpack-1d", hashkit.unpack, (np.ones(3),), {}, ValueError, r"codes: expected a 2-D"),
+    ("hamming-ndim", hashkit.hamming, (np.ones(16), D16), {}, ValueError, r"q: expected a 2-D array"),
+    ("hamming-nbits", hashkit.hamming, (Q16, D8), {}, ValueError, r"q and db: .*same length, got 16 and 8 bits"),
+    ("hamming-empty-db", hashkit.hamming, (Q16, np.ones((0, 16))), {}, ValueError, r"db: expected at least one code"),
+    ("hamming-backend", hashkit.hamming, (Q16, D16), {"backend": "gpu"}, ValueError, r"backend: expected one of"),
+    ("hamming-threads", hashkit.hamming, (Q16, D16), {"nthreads": -1}, ValueError, r"nthreads: expected"),
+    ("topk-k0", hashkit.topk, (Q16, D16, 0), {}, ValueError, r"k: expected an integer between 1 and the database size 9, got 0"),
+    ("topk-kbig", hashkit.topk, (Q16, D16, 10), {}, ValueError, r"k: .*database size 9, got 10"),
+    ("topk-kfloat", hashkit.topk, (Q16, D16, 2.5), {}, TypeError, r"k: expected an integer"),
+    ("topk-kbool", hashkit.topk, (Q16, D16, True), {}, TypeError, r"k: expected an integer"),
+    ("topk-nan", hashkit.topk, (NAN, D16, 2), {}, ValueError, r"q: codes contain NaN"),
+    ("radius-neg", hashkit.radius_search, (Q16, D16, -1), {}, ValueError, r"r: expected a non-negative integer radius .* got -1"),
+    ("radius-float", hashkit.radius_search, (Q16, D16, 1.5), {}, TypeError, r"r: expected a non-negative integer"),
+    ("index-nbits", hashkit.HammingIndex, (0,), {}, ValueError, r"nbits: expected a positive integer"),
+    ("map-nbits", MAP, (Q16, D8, QL, DL), {}, ValueError, r"same length, got 16 and 8 bits"),
+    ("map-labels-not-01", MAP, (Q16, D16, QL * 2, DL), {}, ValueError, r"qL: expected labels of 0 and 1"),
+    ("map-label-count", MAP, (Q16, D16, QL[:3], DL), {}, ValueError, r"qL.*4.*3|3.*4"),
+    ("map-db-label-count", MAP, (Q16, D16, QL, DL[:5]), {}, ValueError, r"rL.*9.*5|5.*9"),
+    ("map-k0", MAP, (Q16, D16, QL, DL), {"k": 0}, ValueError, r"k: expected"),
+    ("map-kbig", MAP, (Q16, D16, QL, DL), {"k": 100}, ValueError, r"k: expected"),
+    ("map-ties", MAP, (Q16, D16, QL, DL), {"ties": "random"}, ValueError, r"ties: expected one of"),
+    ("map-nan", MAP, (NAN, D16, QL, DL), {}, ValueError, r"NaN"),
+    ("map-label-nan", MAP, (Q16, D16, np.where(QL, np.nan, 0.0), DL), {}, ValueError, r"qL: labels contain NaN"),
+    ("map-labels-3d", MAP, (Q16, D16, QL[None], DL), {}, ValueError, r"qL: expected multi-hot labels"),
+    ("map-empty-queries", MAP, (np.ones((0, 16)), D16, QL[:0], DL), {}, ValueError, r"at least one"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_message(case):
+    _, fn, args, kwargs, exc, pattern = case
+    with pytest.raises(exc, match=pattern):
+        fn(*args, **kwargs)
+
+
+def test_caller_labels_not_modified():
+    ql, dl = QL.astype(float), DL.astype(float)
+    before = (ql.copy(), dl.copy())
+    hashkit.metrics.mean_average_precision(Q16, D16, ql, dl)
+    np.testing.assert_array_equal(ql, before[0])
+    np.testing.assert_array_equal(dl, before[1])
