@@ -93,8 +93,10 @@ def check_positive_int(x: Any, name: str) -> int:
 
 def check_k(k: Any, n: int, name: str = "k") -> int:
     """A result count: an integer in ``[1, n]`` where ``n`` is the database size."""
-    return check_int(k, name, min_value=1, max_value=n,
-                     what=f"an integer between 1 and the database size {n}")
+    k = check_int(k, name, what=f"an integer between 1 and the database size {n}")
+    if not 1 <= k <= n:
+        raise ValueError(f"{name}: expected an integer between 1 and the database size {n}, got {k}")
+    return k
 
 
 def check_ks(ks: Any, n: int, name: str = "ks") -> np.ndarray:
