@@ -16,13 +16,18 @@ chunk of queries (chunks are processed by one thread each), never a ``(Q, N)`` o
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import threading
 from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["hamming", "topk", "radius", "hist_stats", "rank_stats"]
+__all__ = ["hamming", "topk", "radius", "hist_stats", "rank_stats", "threading_layer"]
+
+# Read by hashkit._backend: whether Numba is installed, found without importing it.
+AVAILABLE = importlib.util.find_spec("numba") is not None
+REASON = "" if AVAILABLE else "ModuleNotFoundError: No module named 'numba'"
 
 # Replaced by numba.prange when the kernels are compiled (see _build); as plain `range` the
 # kernel sources stay valid Python, which keeps this module importable without Numba.
@@ -306,6 +311,15 @@ class _threads:
 
     def __exit__(self, *exc) -> None:
         _jit().numba.set_num_threads(self.previous)
+
+
+def threading_layer() -> str:
+    """The Numba threading layer in use (or configured, before the first parallel call)."""
+    numba = _jit().numba
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        return f"{numba.config.THREADING_LAYER} (not started)"
 
 
 def _as_int(x, name: str, lo: int, hi: int | None = None) -> int:
