@@ -1,0 +1,559 @@
+// Drivers for the Hamming kernels: threads over blocks of queries, the database walked in
+// cache-sized tiles so that a block of queries reuses each tile, and the ISA-specific inner
+// loops (simd.h) called once per (query, tile).
+//
+// Selection never sorts: distances are integers in [0, nbits], so top-k keeps a histogram of the
+// candidates it admitted and a threshold, radius and full ranking are counting sorts, and the
+// ranking statistics turn per-distance counts into stable positions.
+#include "kernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "simd.h"
+
+namespace hk {
+namespace {
+
+// Queries per block: each database tile is reused by this many queries while it is in cache.
+constexpr int64_t kQueryBlock = 16;
+
+// Database rows per tile: about 32 KiB of codes (L1/L2 resident on current x86 cores).
+int64_t tile_rows(int64_t w) {
+    const int64_t t = (32 * 1024 / 8) / std::max<int64_t>(w, 1);
+    return std::max<int64_t>(256, std::min<int64_t>(t, 8192));
+}
+
+// Runs make()() on up to `nthreads` threads; each thread builds its own worker (its buffers)
+// once and then takes block numbers from a shared counter. The first exception is rethrown.
+template <class Make>
+void run_blocks(int64_t nblocks, int nthreads, Make make) {
+    if (nblocks <= 0) return;
+    const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(nthreads, nblocks));
+    std::atomic<int64_t> next{0};
+    std::atomic<bool> failed{false};
+    std::exception_ptr err;
+    std::mutex mu;
+    auto loop = [&]() {
+        try {
+            auto worker = make();
+            for (;;) {
+                if (failed.load(std::memory_order_relaxed)) break;
+                const int64_t b = next.fetch_add(1, std::memory_order_relaxed);
+                if (b >= nblocks) break;
+                worker(b);
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> g(mu);
+            if (!err) err = std::current_exception();
+            failed = true;
+        }
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(static_cast<size_t>(nt - 1));
+    for (int64_t t = 1; t < nt; ++t) {
+        try {
+            pool.emplace_back(loop);
+        } catch (...) {
+            break;  // fewer threads than asked: the remaining ones take the blocks
+        }
+    }
+    loop();
+    for (auto& th : pool) th.join();
+    if (err) std::rethrow_exception(err);
+}
+
+template <class DistT>
+DistFn<DistT> dist_fn(const Prims& p) {
+    if constexpr (std::is_same<DistT, uint16_t>::value) return p.dist16;
+    else return p.dist32;
+}
+
+template <class DistT>
+CollectFn<DistT> collect_fn(const Prims& p) {
+    if constexpr (std::is_same<DistT, uint16_t>::value) return p.collect16;
+    else return p.collect32;
+}
+
+// Candidates admitted for one query by top-k selection, in database-index order.
+// Rule: an item arriving (in index order) with distance d belongs to the top-k of the items seen
+// so far iff fewer than k admitted items have distance <= d; `t` is the smallest distance with
+// k admitted items at or below it, so the rule is "admit iff d < t". Items pushed out later
+// stay in the list (their counts keep the rule exact) until a compaction drops them.
+template <class DistT>
+struct Selection {
+    std::vector<int64_t> h;  // admitted count per distance, size nbits + 2
+    std::vector<int64_t> idx;
+    std::vector<DistT> d;
+    int64_t t = 0;      // admit iff distance < t
+    int64_t below = 0;  // admitted items with distance < t (always < k)
+
+    void reset(int64_t nbits) {
+        h.assign(static_cast<size_t>(nbits + 2), 0);
+        idx.clear();
+        d.clear();
+        t = nbits + 1;
+        below = 0;
+    }
+
+    void admit(const DistT* buf, const uint32_t* pos, int64_t m, int64_t j0, int64_t k) {
+        for (int64_t c = 0; c < m; ++c) {
+            const int64_t dd = buf[pos[c]];
+            if (dd >= t) continue;  // t fell while walking this tile
+            ++h[dd];
+            idx.push_back(j0 + pos[c]);
+            d.push_back(static_cast<DistT>(dd));
+            if (++below >= k) {
+                do {
+                    --t;
+                    below -= h[t];
+                } while (below >= k);
+                if (t == 0) return;
+            }
+        }
+    }
+
+    // Keeps exactly the current top-k: all items closer than t, then the first (k - below)
+    // items at distance t in index order.
+    void compact(int64_t k) {
+        int64_t take = k - below;
+        size_t o = 0;
+        for (size_t i = 0; i < idx.size(); ++i) {
+            const int64_t dd = d[i];
+            if (dd < t || (dd == t && take-- > 0)) {
+                idx[o] = idx[i];
+                d[o] = d[i];
+                ++o;
+            }
+        }
+        idx.resize(o);
+        d.resize(o);
+        std::fill(h.begin(), h.end(), 0);
+        for (size_t i = 0; i < o; ++i) ++h[d[i]];
+    }
+};
+
+template <class DistT>
+void topk_select(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* out_d,
+                 int64_t* out_i) {
+    const Prims p = get_prims(best_isa(), q.w, 1);
+    const DistFn<DistT> dist = dist_fn<DistT>(p);
+    const CollectFn<DistT> collect = collect_fn<DistT>(p);
+    const int64_t W = q.w, N = db.n, T = tile_rows(W);
+    const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
+    const size_t cap = static_cast<size_t>(2 * k + 4096);
+    run_blocks(nblocks, nthreads, [&]() {
+        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T),
+                sel = std::vector<Selection<DistT>>(kQueryBlock),
+                off = std::vector<int64_t>(nbits + 2)](int64_t b) mutable {
+            const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
+            for (int64_t i = q0; i < q1; ++i) sel[i - q0].reset(nbits);
+            for (int64_t j0 = 0; j0 < N; j0 += T) {
+                const int64_t n = std::min(T, N - j0);
+                for (int64_t i = q0; i < q1; ++i) {
+                    Selection<DistT>& s = sel[i - q0];
+                    if (s.t == 0) continue;
+                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
+                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(s.t - 1), pos.data());
+                    s.admit(buf.data(), pos.data(), m, j0, k);
+                    if (s.idx.size() > cap) s.compact(k);
+                }
+            }
+            for (int64_t i = q0; i < q1; ++i) {
+                Selection<DistT>& s = sel[i - q0];
+                s.compact(k);
+                // Stable counting sort of the k survivors (already in index order) by distance.
+                int64_t cum = 0;
+                for (int64_t x = 0; x <= s.t; ++x) {
+                    off[x] = cum;
+                    cum += s.h[x];
+                }
+                int32_t* od = out_d + i * k;
+                int64_t* oi = out_i + i * k;
+                for (size_t c = 0; c < s.idx.size(); ++c) {
+                    const int64_t o = off[s.d[c]]++;
+                    od[o] = static_cast<int32_t>(s.d[c]);
+                    oi[o] = s.idx[c];
+                }
+            }
+        };
+    });
+}
+
+// Large k (up to a full ranking): distances of a query into an O(N) buffer plus their
+// histogram, then one walk in index order placing every kept item at its final position.
+template <class DistT>
+void topk_full(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* out_d,
+               int64_t* out_i) {
+    const Prims p = get_prims(best_isa(), q.w, 1);
+    const DistFn<DistT> dist = dist_fn<DistT>(p);
+    const int64_t W = q.w, N = db.n;
+    run_blocks(q.n, nthreads, [&]() {
+        return [&, buf = std::vector<DistT>(N), h = std::vector<int64_t>(nbits + 1),
+                off = std::vector<int64_t>(nbits + 1)](int64_t i) mutable {
+            dist(q.data + i * W, db.data, N, W, buf.data());
+            std::fill(h.begin(), h.end(), 0);
+            for (int64_t j = 0; j < N; ++j) ++h[std::min<int64_t>(buf[j], nbits)];
+            int64_t cum = 0, t = nbits;
+            for (int64_t x = 0; x <= nbits; ++x) {
+                off[x] = cum;
+                cum += h[x];
+                if (cum >= k) {
+                    t = x;
+                    break;
+                }
+            }
+            int64_t take = k - off[t];
+            int32_t* od = out_d + i * k;
+            int64_t* oi = out_i + i * k;
+            for (int64_t j = 0; j < N; ++j) {
+                const int64_t dd = std::min<int64_t>(buf[j], nbits);
+                if (dd < t || (dd == t && take-- > 0)) {
+                    const int64_t o = off[dd]++;
+                    od[o] = static_cast<int32_t>(dd);
+                    oi[o] = j;
+                }
+            }
+        };
+    });
+}
+
+template <class DistT>
+RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
+    const Prims p = get_prims(best_isa(), q.w, 1);
+    const DistFn<DistT> dist = dist_fn<DistT>(p);
+    const CollectFn<DistT> collect = collect_fn<DistT>(p);
+    const int64_t W = q.w, N = db.n, T = tile_rows(W);
+    const int64_t rr = std::min(r, nbits);
+    const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
+    struct Block {
+        std::vector<int64_t> count, idx;
+        std::vector<int32_t> dist;
+    };
+    std::vector<Block> blocks(static_cast<size_t>(nblocks));
+    run_blocks(nblocks, nthreads, [&]() {
+        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T),
+                cidx = std::vector<std::vector<int64_t>>(kQueryBlock),
+                cd = std::vector<std::vector<DistT>>(kQueryBlock),
+                h = std::vector<int64_t>(rr + 1)](int64_t b) mutable {
+            const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
+            for (int64_t i = q0; i < q1; ++i) {
+                cidx[i - q0].clear();
+                cd[i - q0].clear();
+            }
+            for (int64_t j0 = 0; j0 < N; j0 += T) {
+                const int64_t n = std::min(T, N - j0);
+                for (int64_t i = q0; i < q1; ++i) {
+                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
+                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(rr), pos.data());
+                    auto& vi = cidx[i - q0];
+                    auto& vd = cd[i - q0];
+                    for (int64_t c = 0; c < m; ++c) {
+                        vi.push_back(j0 + pos[c]);
+                        vd.push_back(buf[pos[c]]);
+                    }
+                }
+            }
+            Block& out = blocks[static_cast<size_t>(b)];
+            size_t total = 0;
+            for (int64_t i = q0; i < q1; ++i) total += cidx[i - q0].size();
+            out.count.resize(static_cast<size_t>(q1 - q0));
+            out.idx.resize(total);
+            out.dist.resize(total);
+            int64_t base = 0;
+            for (int64_t i = q0; i < q1; ++i) {
+                const auto& vi = cidx[i - q0];
+                const auto& vd = cd[i - q0];
+                std::fill(h.begin(), h.end(), 0);
+                for (DistT x : vd) ++h[x];
+                int64_t cum = base;
+                for (int64_t x = 0; x <= rr; ++x) {
+                    const int64_t c = h[x];
+                    h[x] = cum;
+                    cum += c;
+                }
+                for (size_t c = 0; c < vi.size(); ++c) {
+                    const int64_t o = h[vd[c]]++;
+                    out.idx[o] = vi[c];
+                    out.dist[o] = static_cast<int32_t>(vd[c]);
+                }
+                out.count[i - q0] = static_cast<int64_t>(vi.size());
+                base += static_cast<int64_t>(vi.size());
+            }
+        };
+    });
+    RadiusResult res;
+    res.lims.resize(static_cast<size_t>(q.n + 1));
+    res.lims[0] = 0;
+    int64_t total = 0;
+    for (int64_t b = 0; b < nblocks; ++b) {
+        for (size_t c = 0; c < blocks[b].count.size(); ++c) {
+            total += blocks[b].count[c];
+            res.lims[b * kQueryBlock + c + 1] = total;
+        }
+    }
+    res.idx.resize(static_cast<size_t>(total));
+    res.dist.resize(static_cast<size_t>(total));
+    for (int64_t b = 0; b < nblocks; ++b) {
+        Block& blk = blocks[b];
+        const int64_t at = res.lims[b * kQueryBlock];
+        std::copy(blk.idx.begin(), blk.idx.end(), res.idx.begin() + at);
+        std::copy(blk.dist.begin(), blk.dist.end(), res.dist.begin() + at);
+        blk = Block();
+    }
+    return res;
+}
+
+// Shared by hist_stats and rank_stats: per (query, tile) distances and relevance (or gain).
+template <class DistT>
+struct TileEval {
+    DistFn<DistT> dist;
+    RelFn rel;
+    GainFn gain;
+    Codes q, db, ql, dbl;
+    void operator()(int64_t i, int64_t j0, int64_t n, bool graded, DistT* dbuf, uint8_t* rbuf,
+                    uint32_t* gbuf) const {
+        dist(q.data + i * q.w, db.data + j0 * db.w, n, q.w, dbuf);
+        if (graded) {
+            gain(ql.data + i * ql.w, dbl.data + j0 * dbl.w, n, ql.w, gbuf);
+            for (int64_t j = 0; j < n; ++j) rbuf[j] = gbuf[j] != 0;
+        } else {
+            rel(ql.data + i * ql.w, dbl.data + j0 * dbl.w, n, ql.w, rbuf);
+        }
+    }
+};
+
+template <class DistT>
+void hist_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, int nthreads,
+               int64_t* hist_all, int64_t* hist_rel) {
+    const Prims p = get_prims(best_isa(), q.w, ql.w);
+    const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
+    const int64_t N = db.n, T = tile_rows(q.w + ql.w);
+    const int64_t nb1 = nbits + 1;
+    const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
+    run_blocks(nblocks, nthreads, [&]() {
+        return [&, dbuf = std::vector<DistT>(T), rbuf = std::vector<uint8_t>(T),
+                h2 = std::vector<int64_t>(kQueryBlock * 2 * nb1)](int64_t b) mutable {
+            const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
+            std::fill(h2.begin(), h2.end(), 0);
+            for (int64_t j0 = 0; j0 < N; j0 += T) {
+                const int64_t n = std::min(T, N - j0);
+                for (int64_t i = q0; i < q1; ++i) {
+                    ev(i, j0, n, false, dbuf.data(), rbuf.data(), nullptr);
+                    // One counter per (distance, relevant) pair: a single increment per item.
+                    int64_t* h = h2.data() + (i - q0) * 2 * nb1;
+                    for (int64_t j = 0; j < n; ++j)
+                        ++h[2 * std::min<int64_t>(dbuf[j], nbits) + rbuf[j]];
+                }
+            }
+            for (int64_t i = q0; i < q1; ++i) {
+                const int64_t* h = h2.data() + (i - q0) * 2 * nb1;
+                for (int64_t x = 0; x < nb1; ++x) {
+                    hist_all[i * nb1 + x] = h[2 * x] + h[2 * x + 1];
+                    hist_rel[i * nb1 + x] = h[2 * x + 1];
+                }
+            }
+        };
+    });
+}
+
+template <class DistT>
+void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cut,
+               int64_t C, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
+               const RankStatsOut& out) {
+    const Prims p = get_prims(best_isa(), q.w, ql.w);
+    const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
+    const int64_t N = db.n, T = tile_rows(q.w + ql.w);
+    const int64_t nb1 = nbits + 1, ng1 = nlabels + 1;
+    const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
+    const int64_t last_cut = C > 0 ? cut[C - 1] : 0;
+    auto bucket_of = [&](int64_t pos) {
+        return static_cast<int64_t>(std::lower_bound(cut, cut + C, pos) - cut);
+    };
+    run_blocks(nblocks, nthreads, [&]() {
+        struct PerQuery {
+            std::vector<int64_t> start, rstart, bk, rel_b, gain_b;
+            std::vector<double> ap_b, dcg_b;
+            double ap = 0.0, apf = 0.0;
+        };
+        return [&, dbuf = std::vector<DistT>(T), rbuf = std::vector<uint8_t>(T),
+                gbuf = std::vector<uint32_t>(graded ? T : 0),
+                st = std::vector<PerQuery>(kQueryBlock)](int64_t b) mutable {
+            const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
+            for (int64_t i = q0; i < q1; ++i) {
+                std::fill(out.hist_all + i * nb1, out.hist_all + (i + 1) * nb1, 0);
+                std::fill(out.hist_rel + i * nb1, out.hist_rel + (i + 1) * nb1, 0);
+                if (graded) std::fill(out.gain_hist + i * ng1, out.gain_hist + (i + 1) * ng1, 0);
+            }
+            // Pass 1: histograms (and the gain histogram for the ideal DCG).
+            for (int64_t j0 = 0; j0 < N; j0 += T) {
+                const int64_t n = std::min(T, N - j0);
+                for (int64_t i = q0; i < q1; ++i) {
+                    ev(i, j0, n, graded, dbuf.data(), rbuf.data(), gbuf.data());
+                    int64_t* ha = out.hist_all + i * nb1;
+                    int64_t* hr = out.hist_rel + i * nb1;
+                    for (int64_t j = 0; j < n; ++j) {
+                        const int64_t dd = std::min<int64_t>(dbuf[j], nbits);
+                        ++ha[dd];
+                        hr[dd] += rbuf[j];
+                    }
+                    if (graded) {
+                        int64_t* gh = out.gain_hist + i * ng1;
+                        for (int64_t j = 0; j < n; ++j) ++gh[std::min<int64_t>(gbuf[j], nlabels)];
+                    }
+                }
+            }
+            // Start offsets per distance; the cutoff bucket per distance when all of that
+            // distance's positions fall in one bucket (-1: look it up per item).
+            for (int64_t i = q0; i < q1; ++i) {
+                PerQuery& s = st[i - q0];
+                s.start.resize(nb1);
+                s.rstart.resize(nb1);
+                s.bk.resize(nb1);
+                s.rel_b.assign(C + 1, 0);
+                s.ap_b.assign(C + 1, 0.0);
+                s.gain_b.assign(graded ? C + 1 : 0, 0);
+                s.dcg_b.assign(graded ? C + 1 : 0, 0.0);
+                s.ap = s.apf = 0.0;
+                const int64_t* ha = out.hist_all + i * nb1;
+                const int64_t* hr = out.hist_rel + i * nb1;
+                int64_t cum = 0, rcum = 0;
+                for (int64_t x = 0; x < nb1; ++x) {
+                    s.start[x] = cum;
+                    s.rstart[x] = rcum;
+                    if (ha[x] == 0 || cum + 1 > last_cut) {
+                        s.bk[x] = C;
+                    } else {
+                        const int64_t lo = bucket_of(cum + 1), hi = bucket_of(cum + ha[x]);
+                        s.bk[x] = lo == hi ? lo : -1;
+                    }
+                    cum += ha[x];
+                    rcum += hr[x];
+                }
+            }
+            // Pass 2, in database-index order (the float sums follow this order exactly;
+            // see hashkit/_numba.py): each item's stable position from the running counters.
+            for (int64_t j0 = 0; j0 < N; j0 += T) {
+                const int64_t n = std::min(T, N - j0);
+                for (int64_t i = q0; i < q1; ++i) {
+                    ev(i, j0, n, graded, dbuf.data(), rbuf.data(), gbuf.data());
+                    PerQuery& s = st[i - q0];
+                    int64_t* start = s.start.data();
+                    int64_t* rstart = s.rstart.data();
+                    const int64_t* bk = s.bk.data();
+                    double ap = s.ap, apf = s.apf;
+                    for (int64_t j = 0; j < n; ++j) {
+                        const int64_t dd = std::min<int64_t>(dbuf[j], nbits);
+                        const int64_t pos = ++start[dd];
+                        if (!rbuf[j]) continue;
+                        const int64_t rr = ++rstart[dd];
+                        const double term = static_cast<double>(rr) / static_cast<double>(pos);
+                        ap += term;
+                        if (rr <= first_m) apf += term;
+                        int64_t bb = bk[dd];
+                        if (bb < 0) bb = pos > last_cut ? C : bucket_of(pos);
+                        if (bb < C) {
+                            ++s.rel_b[bb];
+                            s.ap_b[bb] += term;
+                            if (graded) {
+                                const uint32_t g = gbuf[j];
+                                s.gain_b[bb] += g;
+                                s.dcg_b[bb] += static_cast<double>(g) /
+                                               std::log2(static_cast<double>(pos) + 1.0);
+                            }
+                        }
+                    }
+                    s.ap = ap;
+                    s.apf = apf;
+                }
+            }
+            for (int64_t i = q0; i < q1; ++i) {
+                const PerQuery& s = st[i - q0];
+                out.ap_sum[i] = s.ap;
+                out.ap_first[i] = s.apf;
+                int64_t srel = 0, sgain = 0;
+                double sap = 0.0, sdcg = 0.0;
+                for (int64_t c = 0; c < C; ++c) {
+                    srel += s.rel_b[c];
+                    sap += s.ap_b[c];
+                    out.rel_at[i * C + c] = srel;
+                    out.ap_sum_at[i * C + c] = sap;
+                    if (graded) {
+                        sgain += s.gain_b[c];
+                        sdcg += s.dcg_b[c];
+                        out.gain_at[i * C + c] = sgain;
+                        out.dcg_at[i * C + c] = sdcg;
+                    }
+                }
+            }
+        };
+    });
+}
+
+}  // namespace
+
+int resolve_threads(int64_t nthreads) {
+    if (nthreads > 0) return static_cast<int>(std::min<int64_t>(nthreads, 1024));
+    const unsigned hc = std::thread::hardware_concurrency();
+    return hc > 0 ? static_cast<int>(hc) : 1;
+}
+
+const char* simd_path() { return isa_name(best_isa()); }
+
+void hamming(Codes q, Codes db, int nthreads, int32_t* out) {
+    const Prims p = get_prims(best_isa(), q.w, 1);
+    const int64_t W = q.w, N = db.n, T = tile_rows(W);
+    const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
+    run_blocks(nblocks, nthreads, [&]() {
+        return [&](int64_t b) {
+            const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
+            for (int64_t j0 = 0; j0 < N; j0 += T) {
+                const int64_t n = std::min(T, N - j0);
+                for (int64_t i = q0; i < q1; ++i)
+                    p.dist32(q.data + i * W, db.data + j0 * W, n, W, out + i * N + j0);
+            }
+        };
+    });
+}
+
+void topk(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* dist, int64_t* idx) {
+    // Beyond ~N/8 the admitted candidates approach N: the O(N)-buffer counting pass is cheaper.
+    const bool full = k * 8 >= db.n;
+    if (nbits <= 65535) {
+        if (full) topk_full<uint16_t>(q, db, nbits, k, nthreads, dist, idx);
+        else topk_select<uint16_t>(q, db, nbits, k, nthreads, dist, idx);
+    } else {
+        if (full) topk_full<int32_t>(q, db, nbits, k, nthreads, dist, idx);
+        else topk_select<int32_t>(q, db, nbits, k, nthreads, dist, idx);
+    }
+}
+
+RadiusResult radius(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
+    if (nbits <= 65535) return radius_impl<uint16_t>(q, db, nbits, r, nthreads);
+    return radius_impl<int32_t>(q, db, nbits, r, nthreads);
+}
+
+void hist_stats(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, int nthreads,
+                int64_t* hist_all, int64_t* hist_rel) {
+    if (nbits <= 65535) hist_impl<uint16_t>(q, db, ql, dbl, nbits, nthreads, hist_all, hist_rel);
+    else hist_impl<int32_t>(q, db, ql, dbl, nbits, nthreads, hist_all, hist_rel);
+}
+
+void rank_stats(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cutoffs,
+                int64_t ncut, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
+                const RankStatsOut& out) {
+    if (nbits <= 65535)
+        rank_impl<uint16_t>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded, nlabels,
+                            nthreads, out);
+    else
+        rank_impl<int32_t>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded, nlabels,
+                           nthreads, out);
+}
+
+}  // namespace hk

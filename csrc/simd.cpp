@@ -1,0 +1,154 @@
+// Compiles the primitives of simd_impl.h once per instruction-set path and picks one at run
+// time. Standard headers are included before any target pragma, so no inline library code is
+// ever compiled for a newer ISA than the CPU has (the linker could otherwise keep that copy).
+#include "simd.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#define HK_X86 1
+#include <immintrin.h>
+#else
+#define HK_X86 0
+#endif
+
+namespace hk {
+
+// Portable path: no target attributes; __builtin_popcountll falls back to a library routine
+// on CPUs without POPCNT.
+namespace isa_scalar {
+#define HK_IMPL_AVX2 0
+#define HK_IMPL_AVX512 0
+#include "simd_impl.h"
+#undef HK_IMPL_AVX2
+#undef HK_IMPL_AVX512
+}  // namespace isa_scalar
+
+#if HK_X86 && (defined(__GNUC__) || defined(__clang__))
+#define HK_HAVE_X86_PATHS 1
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("popcnt"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("popcnt")
+#endif
+namespace isa_popcnt {
+#define HK_IMPL_AVX2 0
+#define HK_IMPL_AVX512 0
+#include "simd_impl.h"
+#undef HK_IMPL_AVX2
+#undef HK_IMPL_AVX512
+}  // namespace isa_popcnt
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("popcnt,avx2,bmi,bmi2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("popcnt,avx2,bmi,bmi2")
+#endif
+namespace isa_avx2 {
+#define HK_IMPL_AVX2 1
+#define HK_IMPL_AVX512 0
+#include "simd_impl.h"
+#undef HK_IMPL_AVX2
+#undef HK_IMPL_AVX512
+}  // namespace isa_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(                                                                 \
+    __attribute__((target("popcnt,avx2,bmi,bmi2,avx512f,avx512bw,avx512vl,avx512vpopcntdq"))), \
+    apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("popcnt,avx2,bmi,bmi2,avx512f,avx512bw,avx512vl,avx512vpopcntdq")
+#endif
+namespace isa_avx512 {
+#define HK_IMPL_AVX2 0
+#define HK_IMPL_AVX512 1
+#include "simd_impl.h"
+#undef HK_IMPL_AVX2
+#undef HK_IMPL_AVX512
+}  // namespace isa_avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else
+#define HK_HAVE_X86_PATHS 0
+#endif
+
+namespace {
+
+Isa detect() {
+#if HK_HAVE_X86_PATHS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq") &&
+        __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("bmi2"))
+        return Isa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+        __builtin_cpu_supports("bmi2"))
+        return Isa::avx2;
+    if (__builtin_cpu_supports("popcnt")) return Isa::popcnt;
+#endif
+    return Isa::scalar;
+}
+
+Isa detect_with_override() {
+    Isa best = detect();
+    const char* env = std::getenv("HASHKIT_SIMD");
+    if (!env || !*env) return best;
+    Isa want = best;
+    if (std::strcmp(env, "scalar") == 0) want = Isa::scalar;
+    else if (std::strcmp(env, "popcnt") == 0) want = Isa::popcnt;
+    else if (std::strcmp(env, "avx2") == 0) want = Isa::avx2;
+    else if (std::strcmp(env, "avx512") == 0 || std::strcmp(env, "avx512-vpopcntdq") == 0)
+        want = Isa::avx512;
+    return static_cast<int>(want) < static_cast<int>(best) ? want : best;
+}
+
+}  // namespace
+
+Isa best_isa() {
+    static const Isa isa = detect_with_override();
+    return isa;
+}
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+        case Isa::avx512: return "avx512-vpopcntdq";
+        case Isa::avx2: return "avx2";
+        case Isa::popcnt: return "popcnt";
+        default: return "scalar";
+    }
+}
+
+Prims get_prims(Isa isa, int64_t w, int64_t lw) {
+#if HK_HAVE_X86_PATHS
+    switch (isa) {
+        case Isa::avx512: return isa_avx512::fill(isa, w, lw);
+        case Isa::avx2: return isa_avx2::fill(isa, w, lw);
+        case Isa::popcnt: return isa_popcnt::fill(isa, w, lw);
+        default: break;
+    }
+#endif
+    return isa_scalar::fill(Isa::scalar, w, lw);
+}
+
+}  // namespace hk

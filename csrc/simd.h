@@ -1,0 +1,42 @@
+// Run-time selected inner loops ("primitives") for the Hamming kernels.
+//
+// Each primitive exists once per instruction-set path (scalar, popcnt, avx2, avx512), compiled
+// with per-function target attributes in simd.cpp, and is chosen once per call by cpuid. The
+// drivers in kernels.cpp are plain C++ (baseline ISA) that call these on cache-sized tiles, so
+// the indirect-call cost is paid per tile of thousands of items, never per item.
+#pragma once
+
+#include <cstdint>
+
+namespace hk {
+
+enum class Isa { scalar = 0, popcnt = 1, avx2 = 2, avx512 = 3 };
+
+// out[j] = popcount(q ^ db[j]) over w words, for j in [0, n).
+template <class OutT>
+using DistFn = void (*)(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, OutT* out);
+// Writes every j in [0, n) with d[j] <= lim to pos (in increasing order); returns how many.
+template <class DistT>
+using CollectFn = int64_t (*)(const DistT* d, int64_t n, DistT lim, uint32_t* pos);
+// out[j] = 1 if (ql & dbl[j]) != 0 in some of the lw words, else 0.
+using RelFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint8_t* out);
+// out[j] = popcount(ql & dbl[j]) over lw words.
+using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint32_t* out);
+
+struct Prims {
+    Isa isa;
+    DistFn<uint16_t> dist16;  // specialised on w when w is 1, 2 or 4
+    DistFn<int32_t> dist32;
+    CollectFn<uint16_t> collect16;
+    CollectFn<int32_t> collect32;
+    RelFn rel;
+    GainFn gain;
+};
+
+// The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512 may lower it, for
+// testing the fallbacks on a fast machine; it never raises it above what cpuid reports).
+Isa best_isa();
+const char* isa_name(Isa isa);
+Prims get_prims(Isa isa, int64_t w, int64_t lw);
+
+}  // namespace hk

@@ -1,0 +1,251 @@
+// Body of the primitives declared in simd.h. Deliberately without an include guard: simd.cpp
+// includes it once per instruction-set path, each time inside its own namespace and under a
+// target pragma, so the same source is compiled for scalar / popcnt / avx2 / avx512.
+// HK_IMPL_AVX2 and HK_IMPL_AVX512 switch on the hand-written intrinsic loops.
+
+template <class T>
+inline uint32_t pc64(T x) {
+    return static_cast<uint32_t>(__builtin_popcountll(static_cast<unsigned long long>(x)));
+}
+
+// The compiler vectorises this for W = 1 with AVX-512 VPOPCNTDQ; other widths use the
+// explicit loops below where they exist.
+template <int W, class OutT>
+void dist_w(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, OutT* out) {
+    const int64_t ww = W > 0 ? W : w;
+    if (W > 0) {
+        for (int64_t j = 0; j < n; ++j) {
+            const uint64_t* x = db + j * W;
+            uint32_t c = 0;
+            for (int t = 0; t < W; ++t) c += pc64(q[t] ^ x[t]);
+            out[j] = static_cast<OutT>(c);
+        }
+        return;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+        const uint64_t* x = db + j * ww;
+        uint32_t c = 0;
+        for (int64_t t = 0; t < ww; ++t) c += pc64(q[t] ^ x[t]);
+        out[j] = static_cast<OutT>(c);
+    }
+}
+
+#if HK_IMPL_AVX512
+template <class OutT>
+inline void store8(OutT* out, __m512i c) {
+    if constexpr (sizeof(OutT) == 2) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi64_epi16(c));
+    } else {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi64_epi32(c));
+    }
+}
+
+// Two words per code: popcount four codes per register, then add even and odd lanes.
+template <class OutT>
+void dist2_avx512(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, OutT* out) {
+    const __m512i qv = _mm512_set_epi64(q[1], q[0], q[1], q[0], q[1], q[0], q[1], q[0]);
+    const __m512i ev = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const uint64_t* x = db + j * 2;
+        __m512i a = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x), qv));
+        __m512i b = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 8), qv));
+        __m512i s = _mm512_add_epi64(_mm512_permutex2var_epi64(a, ev, b),
+                                     _mm512_permutex2var_epi64(a, od, b));
+        store8(out + j, s);
+    }
+    for (; j < n; ++j) out[j] = static_cast<OutT>(pc64(q[0] ^ db[2 * j]) + pc64(q[1] ^ db[2 * j + 1]));
+}
+
+// Four words per code: two codes per register, two rounds of even/odd lane sums.
+template <class OutT>
+void dist4_avx512(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, OutT* out) {
+    const __m512i qv = _mm512_set_epi64(q[3], q[2], q[1], q[0], q[3], q[2], q[1], q[0]);
+    const __m512i ev = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const uint64_t* x = db + j * 4;
+        __m512i p0 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x), qv));
+        __m512i p1 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 8), qv));
+        __m512i p2 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 16), qv));
+        __m512i p3 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 24), qv));
+        __m512i s01 = _mm512_add_epi64(_mm512_permutex2var_epi64(p0, ev, p1),
+                                       _mm512_permutex2var_epi64(p0, od, p1));
+        __m512i s23 = _mm512_add_epi64(_mm512_permutex2var_epi64(p2, ev, p3),
+                                       _mm512_permutex2var_epi64(p2, od, p3));
+        __m512i s = _mm512_add_epi64(_mm512_permutex2var_epi64(s01, ev, s23),
+                                     _mm512_permutex2var_epi64(s01, od, s23));
+        store8(out + j, s);
+    }
+    for (; j < n; ++j) {
+        const uint64_t* x = db + j * 4;
+        out[j] = static_cast<OutT>(pc64(q[0] ^ x[0]) + pc64(q[1] ^ x[1]) + pc64(q[2] ^ x[2]) +
+                                   pc64(q[3] ^ x[3]));
+    }
+}
+
+// Any other width: one code at a time, eight words per register, masked tail.
+template <class OutT>
+void distn_avx512(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, OutT* out) {
+    const int64_t full = w / 8 * 8;
+    const __mmask8 tail = static_cast<__mmask8>((1u << (w - full)) - 1u);
+    for (int64_t j = 0; j < n; ++j) {
+        const uint64_t* x = db + j * w;
+        __m512i acc = _mm512_setzero_si512();
+        for (int64_t t = 0; t < full; t += 8) {
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(
+                                            _mm512_loadu_si512(x + t), _mm512_loadu_si512(q + t))));
+        }
+        if (tail) {
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(
+                                            _mm512_maskz_loadu_epi64(tail, x + full),
+                                            _mm512_maskz_loadu_epi64(tail, q + full))));
+        }
+        out[j] = static_cast<OutT>(_mm512_reduce_add_epi64(acc));
+    }
+}
+
+int64_t collect16(const uint16_t* d, int64_t n, uint16_t lim, uint32_t* pos) {
+    const __m512i lv = _mm512_set1_epi16(static_cast<short>(lim));
+    int64_t m = 0, j = 0;
+    for (; j + 32 <= n; j += 32) {
+        uint32_t mask = _mm512_cmple_epu16_mask(_mm512_loadu_si512(d + j), lv);
+        while (mask) {
+            pos[m++] = static_cast<uint32_t>(j + __builtin_ctz(mask));
+            mask &= mask - 1;
+        }
+    }
+    for (; j < n; ++j)
+        if (d[j] <= lim) pos[m++] = static_cast<uint32_t>(j);
+    return m;
+}
+
+int64_t collect32(const int32_t* d, int64_t n, int32_t lim, uint32_t* pos) {
+    const __m512i lv = _mm512_set1_epi32(lim);
+    int64_t m = 0, j = 0;
+    for (; j + 16 <= n; j += 16) {
+        uint32_t mask = _mm512_cmple_epi32_mask(_mm512_loadu_si512(d + j), lv);
+        while (mask) {
+            pos[m++] = static_cast<uint32_t>(j + __builtin_ctz(mask));
+            mask &= mask - 1;
+        }
+    }
+    for (; j < n; ++j)
+        if (d[j] <= lim) pos[m++] = static_cast<uint32_t>(j);
+    return m;
+}
+#elif HK_IMPL_AVX2
+int64_t collect16(const uint16_t* d, int64_t n, uint16_t lim, uint32_t* pos) {
+    const __m256i lv = _mm256_set1_epi16(static_cast<short>(lim));
+    int64_t m = 0, j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + j));
+        // unsigned d <= lim  <=>  min(d, lim) == d; two mask bits per 16-bit lane
+        uint32_t mask = static_cast<uint32_t>(
+            _mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_min_epu16(v, lv), v)));
+        mask &= 0x55555555u;
+        while (mask) {
+            pos[m++] = static_cast<uint32_t>(j + (__builtin_ctz(mask) >> 1));
+            mask &= mask - 1;
+        }
+    }
+    for (; j < n; ++j)
+        if (d[j] <= lim) pos[m++] = static_cast<uint32_t>(j);
+    return m;
+}
+
+int64_t collect32(const int32_t* d, int64_t n, int32_t lim, uint32_t* pos) {
+    const __m256i lv = _mm256_set1_epi32(lim);
+    int64_t m = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + j));
+        uint32_t mask = static_cast<uint32_t>(
+                            _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(v, lv)))) ^
+                        0xffu;
+        while (mask) {
+            pos[m++] = static_cast<uint32_t>(j + __builtin_ctz(mask));
+            mask &= mask - 1;
+        }
+    }
+    for (; j < n; ++j)
+        if (d[j] <= lim) pos[m++] = static_cast<uint32_t>(j);
+    return m;
+}
+#else
+template <class DistT>
+int64_t collect_plain(const DistT* d, int64_t n, DistT lim, uint32_t* pos) {
+    int64_t m = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        pos[m] = static_cast<uint32_t>(j);
+        m += d[j] <= lim;  // branch-free: most items are rejected
+    }
+    return m;
+}
+int64_t collect16(const uint16_t* d, int64_t n, uint16_t lim, uint32_t* pos) {
+    return collect_plain(d, n, lim, pos);
+}
+int64_t collect32(const int32_t* d, int64_t n, int32_t lim, uint32_t* pos) {
+    return collect_plain(d, n, lim, pos);
+}
+#endif
+
+template <int LW>
+void rel_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint8_t* out) {
+    const int64_t ll = LW > 0 ? LW : lw;
+    if (LW == 1) {
+        const uint64_t a = ql[0];
+        for (int64_t j = 0; j < n; ++j) out[j] = (a & dbl[j]) != 0;
+        return;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+        const uint64_t* x = dbl + j * ll;
+        uint64_t acc = 0;
+        for (int64_t t = 0; t < ll; ++t) acc |= ql[t] & x[t];
+        out[j] = acc != 0;
+    }
+}
+
+template <int LW>
+void gain_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint32_t* out) {
+    const int64_t ll = LW > 0 ? LW : lw;
+    if (LW == 1) {
+        const uint64_t a = ql[0];
+        for (int64_t j = 0; j < n; ++j) out[j] = pc64(a & dbl[j]);
+        return;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+        const uint64_t* x = dbl + j * ll;
+        uint32_t c = 0;
+        for (int64_t t = 0; t < ll; ++t) c += pc64(ql[t] & x[t]);
+        out[j] = c;
+    }
+}
+
+template <class OutT>
+DistFn<OutT> pick_dist(int64_t w) {
+#if HK_IMPL_AVX512
+    if (w == 1) return &dist_w<1, OutT>;
+    if (w == 2) return &dist2_avx512<OutT>;
+    if (w == 4) return &dist4_avx512<OutT>;
+    return &distn_avx512<OutT>;
+#else
+    if (w == 1) return &dist_w<1, OutT>;
+    if (w == 2) return &dist_w<2, OutT>;
+    if (w == 4) return &dist_w<4, OutT>;
+    return &dist_w<0, OutT>;
+#endif
+}
+
+Prims fill(Isa isa, int64_t w, int64_t lw) {
+    Prims p;
+    p.isa = isa;
+    p.dist16 = pick_dist<uint16_t>(w);
+    p.dist32 = pick_dist<int32_t>(w);
+    p.collect16 = &collect16;
+    p.collect32 = &collect32;
+    p.rel = lw == 1 ? &rel_w<1> : &rel_w<0>;
+    p.gain = lw == 1 ? &gain_w<1> : &gain_w<0>;
+    return p;
+}
