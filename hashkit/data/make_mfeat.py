@@ -51,6 +51,7 @@ def build(csv_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
