@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -80,6 +81,31 @@ PYBIND11_MODULE(_cuda, m) {
             return py::int_(n);
         },
         "Number of CUDA devices, or a string saying why the CUDA runtime cannot be used.");
+
+    m.def(
+        "device_properties",
+        [](int device) {
+            cudaDeviceProp prop{};
+            int runtime = 0, driver = 0;
+            {
+                py::gil_scoped_release nogil;
+                HK_CUDA(cudaGetDeviceProperties(&prop, device));
+                HK_CUDA(cudaRuntimeGetVersion(&runtime));
+                HK_CUDA(cudaDriverGetVersion(&driver));
+            }
+            py::dict d;
+            d["name"] = std::string(prop.name);
+            d["compute_capability"] = std::to_string(prop.major) + "." + std::to_string(prop.minor);
+            d["multiprocessors"] = prop.multiProcessorCount;
+            d["total_memory"] = static_cast<std::size_t>(prop.totalGlobalMem);
+            d["shared_memory_per_block_optin"] = static_cast<std::size_t>(prop.sharedMemPerBlockOptin);
+            d["runtime_version"] = runtime;
+            d["driver_version"] = driver;
+            return d;
+        },
+        py::arg("device") = 0, "Name, compute capability, SM count, memory and CUDA versions of `device`.");
+
+    m.attr("CUDART_VERSION") = CUDART_VERSION;
 
     m.def(
         "limits",
