@@ -46,7 +46,7 @@ class Protocol:
         NUS-WIDE protocol). ``fixed``: the unshuffled split of the DCMH ports (first ``query``
         items are queries, the next ``retrieval`` the database, its first ``train`` items the
         training set, the following ``val`` the validation set). ``presplit``: the file holds
-        the split; only ``val`` is drawn.
+        the split; only ``val`` is drawn (at most a tenth of the retrieval set).
     query_per_class, train_per_class : int, for ``per-class``
     source : str                where the numbers come from
     """
@@ -294,6 +294,8 @@ def make_split(labels: np.ndarray, protocol: Protocol, seed: int | None = 0,
             raise ValueError(f"{dataset}: protocol 'presplit' needs a file that holds the split")
         query, retrieval, train = (np.asarray(presplit[k], np.int64)
                                    for k in ("query", "retrieval", "train"))
+        # the file's sizes are not known in advance: never take more than a tenth of them
+        nv = min(nv, len(retrieval) // 10)
         val = _draw_val(rng, retrieval, np.zeros(0, np.int64), nv, dataset)
         return {"query": query, "retrieval": retrieval, "train": train, "val": val}
 
