@@ -137,7 +137,6 @@ def _gather(qB, rB, qL, rL, *, cutoffs=(), first_m: int = 0, graded: bool = Fals
     """
     q, r, ql, rl, nlabels = _checked if _checked is not None else _inputs(qB, rB, qL, rL)
     nt = V.check_nthreads(nthreads)
-    V.check_choice(backend, ("auto", "cpp", "numba", "cuda"), "backend")
     device = bool(getattr(q, "on_device", False) or getattr(r, "on_device", False))
     be = _kernels(backend, device)
     if getattr(be, "__name__", "").endswith("_cuda_backend"):
