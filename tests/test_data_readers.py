@@ -330,3 +330,16 @@ def test_unknown_names_and_options():
         hd.load("mfeat", view_text="abc")
     with pytest.raises(ValueError, match="seed: expected a non-negative integer"):
         hd.load("mfeat", seed=-1)
+
+
+def test_manifest_reload_of_file_dataset(tmp_path):
+    rng = np.random.default_rng(12)
+    labels, texts, pixels, _ = make_data(rng, n=40, nlabels=255, tdim=50)
+    write_mat5(tmp_path / "iapr-tc12.mat", {"imgList": matlab_images(pixels), "tagList": texts,
+                                            "labelList": labels.astype(np.float64)})
+    ds = hd.load("iapr-tc12", root=tmp_path, protocol=hd.Protocol("t", 10, 20, 5), seed=2)
+    path = hd.save_manifest(ds.manifest, tmp_path / "iapr.split.npz")
+    again = hd.load("iapr-tc12", root=tmp_path, manifest=path)
+    assert again.manifest.same_split(ds.manifest)
+    np.testing.assert_array_equal(again.val.pixel_batch(np.arange(3)),
+                                  pixels[ds.val.indices[:3]])

@@ -157,11 +157,19 @@ def load(name: str, root=None, seed: int | None = 0, protocol: str | Protocol | 
     man = None
     if manifest is not None:
         man = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        if man.dataset != info.name:
+            raise ValueError(f"manifest: expected a split of {info.name!r}, found one of "
+                             f"{man.dataset!r}")
         # the reader options recorded with the split (synthetic size and seed, image choice)
         # are part of what makes it reproducible; explicit options still win
-        options = {**man.options, **options}
-    if seed is not None and "seed" not in options and "seed" in inspect.signature(
-            info.reader).parameters:
+        params = inspect.signature(info.reader).parameters
+        options = {**{k: v for k, v in man.options.items() if k in params}, **options}
+    params = inspect.signature(info.reader).parameters
+    unknown = sorted(set(options) - set(params) - {"root"})
+    if unknown:
+        accepted = sorted(set(params) - {"root"})
+        raise ValueError(f"options: {info.name} accepts {accepted}, got unknown {unknown}")
+    if seed is not None and "seed" not in options and "seed" in params:
         options["seed"] = seed  # generated sets (synthetic) are seeded like their split
     ds = info.reader(folder, **options)
     if man is not None:
