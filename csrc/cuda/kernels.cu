@@ -712,6 +712,12 @@ Plan make_plan(const Problem& p, bool labels, int ng1, int C, Pass2 pass2, const
     const i64 cap = (32768 / pl.tile) * pl.tile;
     i64 chunk = (p.n + want - 1) / want;
     chunk = std::max<i64>(chunk, 4 * pl.tile);
+    // Test/tuning knob: force the chunk size (rounded to tiles, capped), e.g. to exercise the
+    // largest chunks, where the 16-bit packed counters are closest to overflowing, on small inputs.
+    if (const char* forced = std::getenv("HASHKIT_CUDA_CHUNK")) {
+        const long long v = std::atoll(forced);
+        if (v > 0) chunk = v;
+    }
     chunk = (chunk + pl.tile - 1) / pl.tile * pl.tile;
     pl.chunk = std::min(chunk, cap);
     pl.nchunks = int((p.n + pl.chunk - 1) / pl.chunk);
