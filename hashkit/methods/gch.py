@@ -33,19 +33,21 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from .. import losses
+from ..nn import CNNF, GCNLayer, normalize_adjacency
 from . import register_method
 from .base import Method, TrainData
 
-__all__ = ["GCH", "GCHTry1", "GCHTry2", "normalized_adjacency", "cross_modal_fusion",
+__all__ = ["GCH", "GCHTry1", "GCHTry2", "label_adjacency", "cross_modal_fusion",
            "label_code_pull", "feature_alignment"]
 
 
 # --------------------------------------------------------------------------- terms
-def normalized_adjacency(labels: torch.Tensor, self_loops: bool = True) -> torch.Tensor:
+def label_adjacency(labels: torch.Tensor, self_loops: bool = True) -> torch.Tensor:
     """Symmetrically normalised label affinity of a batch (GCH Eq. 7).
 
     ``A = L L^T + I`` (``I`` only with ``self_loops``), ``D = diag(A 1)``, returns
-    ``D^{-1/2} A D^{-1/2}``. ``(L L^T)_ij`` counts the labels items ``i`` and ``j`` share.
+    ``D^{-1/2} A D^{-1/2}`` (:func:`hashkit.nn.normalize_adjacency`). ``(L L^T)_ij`` counts the
+    labels items ``i`` and ``j`` share.
 
     Parameters
     ----------
@@ -61,18 +63,13 @@ def normalized_adjacency(labels: torch.Tensor, self_loops: bool = True) -> torch
 
     Examples
     --------
-    >>> normalized_adjacency(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
-    tensor([[0.6667, 0.4082],
-            [0.4082, 0.7500]])
+    >>> label_adjacency(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
+    tensor([[0.6667, 0.2887],
+            [0.2887, 0.7500]])
     """
     if labels.ndim != 2:
         raise ValueError(f"labels: expected a 2-D tensor (b, nlabels), got shape {tuple(labels.shape)}")
-    a = labels @ labels.T
-    if self_loops:
-        a = a + torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
-    d = a.sum(dim=1)
-    dinv = torch.where(d > 0, d.clamp_min(1e-12).rsqrt(), torch.zeros_like(d))
-    return dinv[:, None] * a * dinv[None, :]
+    return normalize_adjacency(labels @ labels.T, add_self_loops=self_loops)
 
 
 def cross_modal_fusion(fx: torch.Tensor, fy: torch.Tensor, norm: str = "max") -> torch.Tensor:
@@ -173,28 +170,19 @@ class _Branch(nn.Module):
         return f, h, self.label(h if self.label_from_hash else f)
 
 
-class _GraphConv(nn.Module):
-    """``A_hat X W`` (GCH Eq. 7, before the activation); ``A_hat`` is given per call."""
-
-    def __init__(self, n_in: int, n_out: int):
-        super().__init__()
-        self.linear = nn.Linear(n_in, n_out, bias=False)
-
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        return adj @ self.linear(x)
-
-
 class _BeaconGCN(nn.Module):
     """Stacked graph convolutions: ReLU between layers, tanh on the beacon codes (Eq. 7-8)."""
 
     def __init__(self, dims, nlabels: int):
         super().__init__()
-        self.layers = nn.ModuleList(_GraphConv(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        # No bias, as the authors' GraphConvLayer; A_hat arrives normalised (label_adjacency).
+        self.layers = nn.ModuleList(GCNLayer(a, b, bias=False, normalize=False)
+                                    for a, b in zip(dims[:-1], dims[1:]))
         self.label = nn.Linear(dims[-1], nlabels)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor):
         for k, layer in enumerate(self.layers):
-            x = layer(x, adj)
+            x = layer(adj, x)
             x = torch.tanh(x) if k == len(self.layers) - 1 else Fn.relu(x)
         return x, self.label(x)
 
@@ -218,7 +206,8 @@ class GCH(Method):
     ``gcn_hidden``, ``alpha``/``beta`` (semantic encoder quantisation / label weights),
     ``gamma``/``eta`` (modality quantisation / label weights), ``lr_decay`` (per-epoch factor),
     ``likelihood`` ("nll" | "squared"), ``theta_scale``, ``self_loops``, ``fusion_norm``
-    ("max" | "softmax"), ``beacon_loss`` ("likelihood" | "mse"), ``weight_decay``.
+    ("max" | "softmax"), ``beacon_loss`` ("likelihood" | "mse"), ``weight_decay``,
+    ``backbone_weights`` (path of ``imagenet-vgg-f.mat`` for raw-pixel datasets; "" = random).
     """
 
     defaults = {
@@ -226,7 +215,7 @@ class GCH(Method):
         "embed_dim": 512, "hidden_dim": 1024, "gcn_hidden": 512,
         "alpha": 1.0, "beta": 1.0, "gamma": 1.0, "eta": 1.0,
         "likelihood": "nll", "theta_scale": 0.5, "self_loops": True, "fusion_norm": "max",
-        "beacon_loss": "likelihood",
+        "beacon_loss": "likelihood", "backbone_weights": "",
     }
     dataset_defaults: dict = {"mfeat": {"epochs": 20}}
     buffer_names = ("H_l", "H_b")
@@ -255,17 +244,15 @@ class GCH(Method):
         self.gcn = _BeaconGCN([e, int(c["gcn_hidden"]), self.nbits], self.nlabels)
 
     def _image_body(self, embed: int) -> nn.Module:
-        """MLP on precomputed features; the CNN-F backbone of hashkit.nn on raw pixels."""
+        """MLP on precomputed features; CNN-F (hashkit.nn) on raw pixels.
+
+        CNN-F's last linear layer (fc8) is built with ``embed`` outputs and serves as the
+        feature layer ``f^x``, followed by BatchNorm + LeakyReLU as the MLP bodies.
+        """
         if self.image_dim is not None:
             return _mlp([self.image_dim, int(self.config["hidden_dim"]), embed])
-        try:
-            from ..nn import CNNF
-        except ImportError as exc:
-            raise ValueError("image_dim: raw-pixel datasets need the CNN-F backbone of hashkit.nn, "
-                             f"which could not be imported ({exc})") from None
-        backbone = CNNF()
-        return nn.Sequential(backbone, nn.Linear(getattr(backbone, "out_dim", 4096), embed),
-                             nn.BatchNorm1d(embed), nn.LeakyReLU(0.2))
+        weights = self.config["backbone_weights"] or None
+        return nn.Sequential(CNNF(embed, weights=weights), nn.BatchNorm1d(embed), nn.LeakyReLU(0.2))
 
     def _hash_layer(self) -> nn.Module | None:
         return self.hash if self.shared_hash else None
@@ -369,7 +356,7 @@ class GCH(Method):
         s_all = train.similarity(idx, None)
         ctx = {"idx": torch.as_tensor(idx, device=self.H_l.device), "y": y, "s_all": s_all,
                "s_bb": s_all[:, idx], "img": train.image_batch(idx), "txt": train.text_batch(idx),
-               "adj": normalized_adjacency(y, bool(self.config["self_loops"]))}
+               "adj": label_adjacency(y, bool(self.config["self_loops"]))}
         out = {"loss_l": self.label_phase(ctx)}
         out["loss_x"] = self.modality_phase(ctx, "img", "label")
         out["loss_y"] = self.modality_phase(ctx, "txt", "label")
