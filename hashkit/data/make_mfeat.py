@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from hashkit._io import atomic_path
 
 VIEWS = ("fac", "fou", "kar", "mor", "pix", "zer")
 _DTYPES = {"fac": np.int16, "pix": np.uint8}
@@ -47,16 +48,10 @@ def build(csv_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
         arrays[view] = x.astype(dtype)
     arrays["classes"] = labels.astype(np.uint8)
     out = Path(out)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return out
 
 
