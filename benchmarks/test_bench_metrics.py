@@ -96,6 +96,17 @@ def test_map_hashkit(benchmark, scale, nbits):
     assert 0.0 <= result <= 1.0
 
 
+@pytest.mark.parametrize("scale", list(SCALES))
+def test_map_hashkit_one_thread(benchmark, scale):
+    """One thread against the single-threaded peer: the per-core ratio, robust to a busy machine."""
+    qB, rB, qL, rL, qc, rc = dataset(scale, 64)
+    M.mean_average_precision(qc[:2], rc, qL[:2], rL, nthreads=1)
+    _info(benchmark, group=f"map-{scale}-64b", impl="hashkit (1 thread)", Q=qB.shape[0], N=rB.shape[0])
+    benchmark.pedantic(M.mean_average_precision, args=(qc, rc, qL, rL), kwargs=dict(nthreads=1),
+                       rounds=3, iterations=1)
+    _per_query(benchmark, qB.shape[0])
+
+
 @pytest.mark.parametrize("nbits", BITS)
 @pytest.mark.parametrize("scale", list(SCALES))
 def test_map_numpy_loop(benchmark, scale, nbits):
