@@ -108,6 +108,27 @@ PYBIND11_MODULE(_cuda, m) {
     m.attr("CUDART_VERSION") = CUDART_VERSION;
 
     m.def(
+        "measure_ceilings",
+        [](int device, std::size_t copy_bytes, int repeats) {
+            hc::Ceilings c{};
+            {
+                py::gil_scoped_release nogil;
+                DeviceGuard g(device);
+                c = hc::measure_ceilings(copy_bytes, repeats);
+            }
+            py::dict d;
+            d["copy_GBps"] = c.copy_gbps;
+            d["popc64_pairs_per_s"] = c.popc64_pairs_per_s;
+            d["copy_ms"] = c.copy_ms;
+            d["popc_ms"] = c.popc_ms;
+            return d;
+        },
+        py::arg("device") = 0, py::arg("copy_bytes") = std::size_t(1) << 30, py::arg("repeats") = 10,
+        "Benchmark ceilings: device-to-device copy bandwidth (GB/s, read+write) and a popcount-bound "
+        "microkernel (64-bit XOR+popcount pairs/s). Best of `repeats` after a warm-up.");
+
+
+    m.def(
         "limits",
         [](int nlabels, int device) {
             hc::Limits lim{};

@@ -988,4 +988,91 @@ void rank_stats(const Problem& p, const std::vector<std::int64_t>& cutoffs, std:
     }
 }
 
+
+// ------------------------------------------------------------------------------------------
+// ceilings for benchmarks/gpu_bench.py: what the device can do at best, measured the same way
+
+// Popcount-bound microkernel: 8 query words in registers against items broadcast from shared
+// memory, as in the real kernels but with nothing else to do: one 64-bit XOR + popcount pair per
+// (query word, item). The sum is stored so the work cannot be optimised away.
+__global__ void __launch_bounds__(256) k_popc_ceiling(const u64* __restrict__ src, int iters, u32* __restrict__ sink) {
+    __shared__ u64 s[256];
+    const int tid = threadIdx.x;
+    s[tid] = src[tid] ^ u64(blockIdx.x);
+    u64 q[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) q[i] = src[(tid + 37 * i) & 255] + u64(i);
+    __syncthreads();
+    u32 acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int it = 0; it < iters; ++it) {
+#pragma unroll 4
+        for (int j = 0; j < 256; ++j) {
+            const u64 x = s[j] + u64(it);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc[i] += __popcll(q[i] ^ x);
+        }
+    }
+    u32 t = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) t += acc[i];
+    sink[blockIdx.x * 256 + tid] = t;
+}
+
+Ceilings measure_ceilings(std::size_t copy_bytes, int repeats) {
+    const Device dev = current_device();
+    Ceilings c{};
+    cudaStream_t s = nullptr;
+    HK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    void *a = nullptr, *b = nullptr;
+    u32* sink = nullptr;
+    auto cleanup = [&] {
+        if (a) cudaFree(a);
+        if (b) cudaFree(b);
+        if (sink) cudaFree(sink);
+        if (e0) cudaEventDestroy(e0);
+        if (e1) cudaEventDestroy(e1);
+        cudaStreamDestroy(s);
+    };
+    try {
+        HK_CUDA(cudaEventCreate(&e0));
+        HK_CUDA(cudaEventCreate(&e1));
+        HK_CUDA(cudaMalloc(&a, copy_bytes));
+        HK_CUDA(cudaMalloc(&b, copy_bytes));
+        HK_CUDA(cudaMemsetAsync(a, 1, copy_bytes, s));
+        auto best = [&](auto&& body) {
+            float bestms = 1e30f;
+            for (int r = 0; r < repeats + 1; ++r) {  // first run is a warm-up
+                HK_CUDA(cudaEventRecord(e0, s));
+                body();
+                HK_CUDA(cudaEventRecord(e1, s));
+                HK_CUDA(cudaEventSynchronize(e1));
+                float ms = 0;
+                HK_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+                if (r > 0) bestms = std::min(bestms, ms);
+            }
+            return double(bestms);
+        };
+        const double copy_ms = best([&] { HK_CUDA(cudaMemcpyAsync(b, a, copy_bytes, cudaMemcpyDeviceToDevice, s)); });
+        // a copy reads and writes every byte
+        c.copy_gbps = 2.0 * double(copy_bytes) / (copy_ms * 1e-3) / 1e9;
+
+        const int blocks = dev.sms * 8, iters = 64;
+        HK_CUDA(cudaMalloc(&sink, std::size_t(blocks) * 256 * 4));
+        const double popc_ms = best([&] {
+            k_popc_ceiling<<<blocks, 256, 0, s>>>(static_cast<const u64*>(a), iters, sink);
+            after_launch("k_popc_ceiling", s);
+        });
+        const double pairs = double(blocks) * 256 * iters * 256 * 8;
+        c.popc64_pairs_per_s = pairs / (popc_ms * 1e-3);
+        c.copy_ms = copy_ms;
+        c.popc_ms = popc_ms;
+    } catch (...) {
+        cleanup();
+        throw;
+    }
+    cleanup();
+    return c;
+}
+
 }  // namespace hashkit_cuda

@@ -71,4 +71,11 @@ struct RankOutputs {
 void rank_stats(const Problem& p, const std::vector<std::int64_t>& cutoffs, std::int64_t first_m,
                 bool graded, int nlabels, const RankOutputs& out);
 
+// Device ceilings for the benchmark (on a private stream, synchronous): device-to-device copy
+// bandwidth (read + write bytes per second) and 64-bit XOR+popcount pairs per second.
+struct Ceilings {
+    double copy_gbps, popc64_pairs_per_s, copy_ms, popc_ms;
+};
+Ceilings measure_ceilings(std::size_t copy_bytes, int repeats);
+
 }  // namespace hashkit_cuda
