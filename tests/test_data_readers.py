@@ -343,3 +343,14 @@ def test_manifest_reload_of_file_dataset(tmp_path):
     assert again.manifest.same_split(ds.manifest)
     np.testing.assert_array_equal(again.val.pixel_batch(np.arange(3)),
                                   pixels[ds.val.indices[:3]])
+
+
+def test_non_numeric_variable(tmp_path):
+    rng = np.random.default_rng(13)
+    labels, texts, pixels, _ = make_data(rng, tdim=1386)
+    write_mat73(tmp_path / "mirflickr25k-iall.mat", {"IAll": matlab_images(pixels)})
+    write_mat5(tmp_path / "mirflickr25k-yall.mat", {"YAll": np.array(["a", "b"])})
+    write_mat5(tmp_path / "mirflickr25k-lall.mat", {"LAll": labels})
+    with pytest.raises(ValueError, match=r"mirflickr25k-yall.mat:YAll: expected a numeric "
+                                         r"array, found dtype <U1"):
+        hd.load("mirflickr", root=tmp_path)

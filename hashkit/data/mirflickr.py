@@ -71,7 +71,10 @@ def layout_files(layouts):
                 if (r.files[0], key) in seen:
                     continue
                 seen.add((r.files[0], key))
-                specs.append(FileSpec(r.files[0], r.format, (key,), lay.name, r.what,
+                note = r.what
+                if role == "image" and "features" in lay.roles:
+                    note += " (this or the image features)"
+                specs.append(FileSpec(r.files[0], r.format, (key,), lay.name, note,
                                       optional=role == "features"))
     return tuple(specs)
 
