@@ -162,13 +162,16 @@ class H5Source(Source):
         ds = self._ds()
         order = np.argsort(idx, kind="stable")
         sidx = idx[order]
-        for start in range(0, len(sidx), BLOCK):
-            part = sidx[start:start + BLOCK]
+        # raw images are ~150 KB each: bound a block's bytes, not only its item count
+        item_bytes = max(1, int(np.prod(self.item_shape)) * self.dtype.itemsize)
+        step = max(1, min(BLOCK, (64 << 20) // item_bytes))
+        for start in range(0, len(sidx), step):
+            part = sidx[start:start + step]
             uniq, inverse = _sorted_unique(part)
             block = self._read_block(ds, uniq)
             if self.item_perm is not None:
                 block = block.transpose((0,) + tuple(p + 1 for p in self.item_perm))
-            out[order[start:start + BLOCK]] = block[inverse]
+            out[order[start:start + step]] = block[inverse]
         return out
 
 
