@@ -36,8 +36,11 @@ def _listing(root=None) -> list[dict]:
             "files": [{"name": f.name, "format": f.format, "keys": list(f.keys),
                        "layout": f.layout, "what": f.note, "optional": f.optional}
                       for f in info.files] if info.needs_files else [],
-            "protocols": {k: {"query": p.query, "train": p.train, "val": p.val,
-                              "retrieval": p.retrieval if p.retrieval is not None else "rest",
+            "protocols": {k: {"query": "stored" if p.kind == "presplit" else p.query,
+                              "train": "stored" if p.kind == "presplit" else p.train,
+                              "val": p.val,
+                              "retrieval": "stored" if p.kind == "presplit" else (
+                                  p.retrieval if p.retrieval is not None else "rest"),
                               "kind": p.kind, "source": p.source}
                           for k, p in info.protocols.items()},
             "default_protocol": info.default_protocol, "options": info.options})

@@ -67,15 +67,15 @@ def layout_files(layouts):
     for lay in layouts:
         seen = set()
         for role, r in lay.roles.items():
-            for key in r.keys:
-                if (r.files[0], key) in seen:
-                    continue
-                seen.add((r.files[0], key))
-                note = r.what
-                if role == "image" and "features" in lay.roles:
-                    note += " (this or the image features)"
-                specs.append(FileSpec(r.files[0], r.format, (key,), lay.name, note,
-                                      optional=role == "features"))
+            key = " or ".join(r.keys)
+            if (r.files[0], key) in seen:
+                continue
+            seen.add((r.files[0], key))
+            note = r.what
+            if role == "image" and "features" in lay.roles:
+                note += " (this or the image features)"
+            specs.append(FileSpec(r.files[0], r.format, (key,), lay.name, note,
+                                  optional=role == "features"))
     return tuple(specs)
 
 
