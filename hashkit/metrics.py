@@ -125,6 +125,8 @@ def _inputs(qB, rB, qL, rL):
 
 def _kernels(backend: str, device: bool):
     from . import _backend
+    if device and backend == "auto" and not _backend.available().get("cuda", False):
+        device = False  # device codes but no CUDA kernels: evaluate on the host copy instead
     return _backend.get(backend, device=device)
 
 
@@ -140,9 +142,11 @@ def _gather(qB, rB, qL, rL, *, cutoffs=(), first_m: int = 0, graded: bool = Fals
     device = bool(getattr(q, "on_device", False) or getattr(r, "on_device", False))
     be = _kernels(backend, device)
     if getattr(be, "__name__", "").endswith("_cuda_backend"):
-        qw, rw, qlw, rlw = _to_device(q, r, ql, rl)
+        # device codes stay where they are; the CUDA backend copies the host labels beside them
+        qw, rw = q.words, r.words
     else:
-        qw, rw, qlw, rlw = q.numpy().words, r.numpy().words, ql, rl
+        qw, rw = q.numpy().words, r.numpy().words
+    qlw, rlw = ql, rl
     cut = np.unique(np.asarray(cutoffs, dtype=np.int64))
     if rank:
         out = be.rank_stats(qw, rw, qlw, rlw, q.nbits, cut, int(first_m), bool(graded), nlabels, nt)
@@ -150,15 +154,6 @@ def _gather(qB, rB, qL, rL, *, cutoffs=(), first_m: int = 0, graded: bool = Fals
         return _Stats(q.nbits, r.n, nlabels, out["hist_all"], out["hist_rel"], cut, out)
     ha, hr = be.hist_stats(qw, rw, qlw, rlw, q.nbits, nt)
     return _Stats(q.nbits, r.n, nlabels, _host(ha), _host(hr), cut, None)
-
-
-def _to_device(q, r, ql, rl):
-    import cupy  # only reached when the CUDA backend was chosen, so cupy is importable
-
-    def dev(x):
-        return x if type(x).__module__.split(".")[0] == "cupy" else cupy.asarray(x)
-
-    return dev(q.words), dev(r.words), dev(ql), dev(rl)
 
 
 def _host(x) -> np.ndarray:
