@@ -310,6 +310,79 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
     return res;
 }
 
+
+// Histogram of (distance, relevant) pairs, one increment per item, into kCopies interleaved
+// partial histograms h[c][2 d + rel] (c = j mod kCopies, each 2 (nbits + 1) long): neighbours
+// at the same distance then hit different counters instead of one store-to-load chain.
+constexpr int64_t kCopies = 4;
+
+template <class DistT>
+void count_pairs(const DistT* __restrict d, const uint8_t* __restrict rel, int64_t n, int64_t nbits,
+                 int64_t* __restrict h) {
+    const int64_t nb = nbits, len = 2 * (nbits + 1);
+    int64_t* __restrict h0 = h;
+    int64_t* __restrict h1 = h + len;
+    int64_t* __restrict h2 = h + 2 * len;
+    int64_t* __restrict h3 = h + 3 * len;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        ++h0[2 * std::min<int64_t>(d[j], nb) + rel[j]];
+        ++h1[2 * std::min<int64_t>(d[j + 1], nb) + rel[j + 1]];
+        ++h2[2 * std::min<int64_t>(d[j + 2], nb) + rel[j + 2]];
+        ++h3[2 * std::min<int64_t>(d[j + 3], nb) + rel[j + 3]];
+    }
+    for (; j < n; ++j) ++h0[2 * std::min<int64_t>(d[j], nb) + rel[j]];
+}
+
+// Folds the partial histograms into hist_all / hist_rel rows.
+void fold_pairs(const int64_t* h, int64_t nb1, int64_t* hist_all, int64_t* hist_rel) {
+    for (int64_t x = 0; x < nb1; ++x) {
+        int64_t a = 0, r = 0;
+        for (int64_t c = 0; c < kCopies; ++c) {
+            a += h[c * 2 * nb1 + 2 * x] + h[c * 2 * nb1 + 2 * x + 1];
+            r += h[c * 2 * nb1 + 2 * x + 1];
+        }
+        hist_all[x] = a;
+        hist_rel[x] = r;
+    }
+}
+
+// Pass 2 of rank_stats on one tile, in index order: every item takes the next position at its
+// distance; the relevant ones are compacted (position, relevant rank, gain), branch-free.
+template <class DistT>
+int64_t rank_positions(const DistT* __restrict d, const uint8_t* __restrict rel,
+                       const uint32_t* __restrict gain, int64_t n, int64_t nbits,
+                       int64_t* __restrict start, int64_t* __restrict rstart,
+                       int64_t* __restrict pb, int64_t* __restrict rb, uint32_t* __restrict gb) {
+    const int64_t nb = nbits;
+    int64_t m = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        const int64_t dd = std::min<int64_t>(d[j], nb);
+        const int64_t r = rel[j];
+        const int64_t pos = ++start[dd];
+        const int64_t rr = rstart[dd] + r;
+        rstart[dd] = rr;
+        pb[m] = pos;
+        rb[m] = rr;
+        if (gain) gb[m] = gain[j];
+        m += r;
+    }
+    return m;
+}
+
+// The AP sums in database-index order (the order hashkit/_numba.py uses, for bitwise equality).
+void add_in_order(const double* __restrict term, const int64_t* __restrict rr, int64_t m,
+                  int64_t first_m, double* ap_io, double* apf_io) {
+    double ap = *ap_io, apf = *apf_io;
+    for (int64_t c = 0; c < m; ++c) {
+        ap += term[c];
+        // adding +0.0 leaves a non-negative sum bitwise unchanged
+        apf += rr[c] <= first_m ? term[c] : 0.0;
+    }
+    *ap_io = ap;
+    *apf_io = apf;
+}
+
 // Shared by hist_stats and rank_stats: per (query, tile) distances and relevance (or gain).
 template <class DistT>
 struct TileEval {
@@ -339,26 +412,20 @@ void hist_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, int nthrea
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
     run_blocks(nblocks, nthreads, [&]() {
         return [&, dbuf = std::vector<DistT>(T), rbuf = std::vector<uint8_t>(T),
-                h2 = std::vector<int64_t>(kQueryBlock * 2 * nb1)](int64_t b) mutable {
+                h2 = std::vector<int64_t>(kQueryBlock * kCopies * 2 * nb1)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
             std::fill(h2.begin(), h2.end(), 0);
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t i = q0; i < q1; ++i) {
                     ev(i, j0, n, false, dbuf.data(), rbuf.data(), nullptr);
-                    // One counter per (distance, relevant) pair: a single increment per item.
-                    int64_t* h = h2.data() + (i - q0) * 2 * nb1;
-                    for (int64_t j = 0; j < n; ++j)
-                        ++h[2 * std::min<int64_t>(dbuf[j], nbits) + rbuf[j]];
+                    count_pairs(dbuf.data(), rbuf.data(), n, nbits,
+                                h2.data() + (i - q0) * kCopies * 2 * nb1);
                 }
             }
-            for (int64_t i = q0; i < q1; ++i) {
-                const int64_t* h = h2.data() + (i - q0) * 2 * nb1;
-                for (int64_t x = 0; x < nb1; ++x) {
-                    hist_all[i * nb1 + x] = h[2 * x] + h[2 * x + 1];
-                    hist_rel[i * nb1 + x] = h[2 * x + 1];
-                }
-            }
+            for (int64_t i = q0; i < q1; ++i)
+                fold_pairs(h2.data() + (i - q0) * kCopies * 2 * nb1, nb1, hist_all + i * nb1,
+                           hist_rel + i * nb1);
         };
     });
 }
@@ -378,17 +445,19 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
     };
     run_blocks(nblocks, nthreads, [&]() {
         struct PerQuery {
-            std::vector<int64_t> start, rstart, bk, rel_b, gain_b;
+            std::vector<int64_t> start, rstart, rel_b, gain_b;
             std::vector<double> ap_b, dcg_b;
             double ap = 0.0, apf = 0.0;
         };
         return [&, dbuf = std::vector<DistT>(T), rbuf = std::vector<uint8_t>(T),
-                gbuf = std::vector<uint32_t>(graded ? T : 0),
+                gbuf = std::vector<uint32_t>(graded ? T : 0), posb = std::vector<int64_t>(T),
+                rrb = std::vector<int64_t>(T), termb = std::vector<double>(T),
+                gainb = std::vector<uint32_t>(graded ? T : 0),
+                h2 = std::vector<int64_t>(kQueryBlock * kCopies * 2 * nb1),
                 st = std::vector<PerQuery>(kQueryBlock)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
+            std::fill(h2.begin(), h2.end(), 0);
             for (int64_t i = q0; i < q1; ++i) {
-                std::fill(out.hist_all + i * nb1, out.hist_all + (i + 1) * nb1, 0);
-                std::fill(out.hist_rel + i * nb1, out.hist_rel + (i + 1) * nb1, 0);
                 if (graded) std::fill(out.gain_hist + i * ng1, out.gain_hist + (i + 1) * ng1, 0);
             }
             // Pass 1: histograms (and the gain histogram for the ideal DCG).
@@ -396,26 +465,21 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t i = q0; i < q1; ++i) {
                     ev(i, j0, n, graded, dbuf.data(), rbuf.data(), gbuf.data());
-                    int64_t* ha = out.hist_all + i * nb1;
-                    int64_t* hr = out.hist_rel + i * nb1;
-                    for (int64_t j = 0; j < n; ++j) {
-                        const int64_t dd = std::min<int64_t>(dbuf[j], nbits);
-                        ++ha[dd];
-                        hr[dd] += rbuf[j];
-                    }
+                    count_pairs(dbuf.data(), rbuf.data(), n, nbits,
+                                h2.data() + (i - q0) * kCopies * 2 * nb1);
                     if (graded) {
                         int64_t* gh = out.gain_hist + i * ng1;
                         for (int64_t j = 0; j < n; ++j) ++gh[std::min<int64_t>(gbuf[j], nlabels)];
                     }
                 }
             }
-            // Start offsets per distance; the cutoff bucket per distance when all of that
-            // distance's positions fall in one bucket (-1: look it up per item).
+            // Start offsets per distance (positions are 1-based: the counters are pre-incremented).
             for (int64_t i = q0; i < q1; ++i) {
+                fold_pairs(h2.data() + (i - q0) * kCopies * 2 * nb1, nb1, out.hist_all + i * nb1,
+                           out.hist_rel + i * nb1);
                 PerQuery& s = st[i - q0];
                 s.start.resize(nb1);
                 s.rstart.resize(nb1);
-                s.bk.resize(nb1);
                 s.rel_b.assign(C + 1, 0);
                 s.ap_b.assign(C + 1, 0.0);
                 s.gain_b.assign(graded ? C + 1 : 0, 0);
@@ -427,50 +491,45 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 for (int64_t x = 0; x < nb1; ++x) {
                     s.start[x] = cum;
                     s.rstart[x] = rcum;
-                    if (ha[x] == 0 || cum + 1 > last_cut) {
-                        s.bk[x] = C;
-                    } else {
-                        const int64_t lo = bucket_of(cum + 1), hi = bucket_of(cum + ha[x]);
-                        s.bk[x] = lo == hi ? lo : -1;
-                    }
                     cum += ha[x];
                     rcum += hr[x];
                 }
             }
             // Pass 2, in database-index order (the float sums follow this order exactly;
             // see hashkit/_numba.py): each item's stable position from the running counters.
+            // Split in three loops per tile so that only the unavoidable sequential float sums
+            // stay serial: (a) branch-free positions of the relevant items, (b) the divisions
+            // (vectorised), (c) the sums in index order.
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t i = q0; i < q1; ++i) {
                     ev(i, j0, n, graded, dbuf.data(), rbuf.data(), gbuf.data());
                     PerQuery& s = st[i - q0];
-                    int64_t* start = s.start.data();
-                    int64_t* rstart = s.rstart.data();
-                    const int64_t* bk = s.bk.data();
-                    double ap = s.ap, apf = s.apf;
-                    for (int64_t j = 0; j < n; ++j) {
-                        const int64_t dd = std::min<int64_t>(dbuf[j], nbits);
-                        const int64_t pos = ++start[dd];
-                        if (!rbuf[j]) continue;
-                        const int64_t rr = ++rstart[dd];
-                        const double term = static_cast<double>(rr) / static_cast<double>(pos);
-                        ap += term;
-                        if (rr <= first_m) apf += term;
-                        int64_t bb = bk[dd];
-                        if (bb < 0) bb = pos > last_cut ? C : bucket_of(pos);
-                        if (bb < C) {
-                            ++s.rel_b[bb];
-                            s.ap_b[bb] += term;
-                            if (graded) {
-                                const uint32_t g = gbuf[j];
-                                s.gain_b[bb] += g;
-                                s.dcg_b[bb] += static_cast<double>(g) /
-                                               std::log2(static_cast<double>(pos) + 1.0);
-                            }
+                    const int64_t m =
+                        rank_positions(dbuf.data(), rbuf.data(), graded ? gbuf.data() : nullptr, n,
+                                       nbits, s.start.data(), s.rstart.data(), posb.data(),
+                                       rrb.data(), gainb.data());
+                    const int64_t* pb = posb.data();
+                    const int64_t* rb = rrb.data();
+                    const uint32_t* gb = gainb.data();
+                    double* tb = termb.data();
+                    p.ratio(rb, pb, m, tb);
+                    add_in_order(tb, rb, m, first_m, &s.ap, &s.apf);
+                    if (C == 0) continue;
+                    // Only the (few) items ranked within the last cut-off reach a bucket.
+                    for (int64_t c = 0; c < m; ++c) {
+                        const int64_t pos = pb[c];
+                        if (pos > last_cut) continue;
+                        const int64_t bb = bucket_of(pos);
+                        ++s.rel_b[bb];
+                        s.ap_b[bb] += tb[c];
+                        if (graded) {
+                            const uint32_t g = gb[c];
+                            s.gain_b[bb] += g;
+                            s.dcg_b[bb] += static_cast<double>(g) /
+                                           std::log2(static_cast<double>(pos) + 1.0);
                         }
                     }
-                    s.ap = ap;
-                    s.apf = apf;
                 }
             }
             for (int64_t i = q0; i < q1; ++i) {

@@ -69,11 +69,11 @@ namespace isa_avx2 {
 
 #if defined(__clang__)
 #pragma clang attribute push(                                                                 \
-    __attribute__((target("popcnt,avx2,bmi,bmi2,avx512f,avx512bw,avx512vl,avx512vpopcntdq"))), \
+    __attribute__((target("popcnt,avx2,bmi,bmi2,avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq"))), \
     apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("popcnt,avx2,bmi,bmi2,avx512f,avx512bw,avx512vl,avx512vpopcntdq")
+#pragma GCC target("popcnt,avx2,bmi,bmi2,avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq")
 #endif
 namespace isa_avx512 {
 #define HK_IMPL_AVX2 0
@@ -98,6 +98,7 @@ Isa detect() {
 #if HK_HAVE_X86_PATHS
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq") &&
         __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("bmi2"))

@@ -23,6 +23,10 @@ using RelFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64
 // out[j] = popcount(ql & dbl[j]) over lw words.
 using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint32_t* out);
 
+// out[c] = double(num[c]) / double(den[c]): a correctly rounded IEEE division, so every path
+// gives the same bits.
+using RatioFn = void (*)(const int64_t* num, const int64_t* den, int64_t m, double* out);
+
 struct Prims {
     Isa isa;
     DistFn<uint16_t> dist16;  // specialised on w when w is 1, 2 or 4
@@ -31,6 +35,7 @@ struct Prims {
     CollectFn<int32_t> collect32;
     RelFn rel;
     GainFn gain;
+    RatioFn ratio;
 };
 
 // The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512 may lower it, for

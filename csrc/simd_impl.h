@@ -223,6 +223,10 @@ void gain_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint
     }
 }
 
+void ratio(const int64_t* num, const int64_t* den, int64_t m, double* out) {
+    for (int64_t c = 0; c < m; ++c) out[c] = static_cast<double>(num[c]) / static_cast<double>(den[c]);
+}
+
 template <class OutT>
 DistFn<OutT> pick_dist(int64_t w) {
 #if HK_IMPL_AVX512
@@ -247,5 +251,6 @@ Prims fill(Isa isa, int64_t w, int64_t lw) {
     p.collect32 = &collect32;
     p.rel = lw == 1 ? &rel_w<1> : &rel_w<0>;
     p.gain = lw == 1 ? &gain_w<1> : &gain_w<0>;
+    p.ratio = &ratio;
     return p;
 }
