@@ -71,6 +71,20 @@ def _shared_labels(ql, qi, dbl, i):
     return g
 
 
+def _bucket(cutoffs, pos):
+    # The smallest c with cutoffs[c] >= pos (len(cutoffs) if none): a binary search, since C is
+    # small and stays in L1 where a per-position table would miss the cache.
+    lo = 0
+    hi = cutoffs.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cutoffs[mid] < pos:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def _hamming_kernel(q, db, out):
     nq = q.shape[0]
     n = db.shape[0]
@@ -171,7 +185,7 @@ def _hist_kernel(q, db, ql, dbl, nbits, hist_all, hist_rel, bad):
                     break
 
 
-def _rank_stats_kernel(q, db, ql, dbl, nbits, bucket_of_pos, ncut, first_m, graded, nlabels,
+def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
                        nchunk, hist_all, hist_rel, ap_sum, rel_at, ap_sum_at, ap_first,
                        gain_at, dcg_at, gain_hist, bad):
     """Per query: distances and gains into O(N) buffers with the histograms (pass 1), then
@@ -189,15 +203,18 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, bucket_of_pos, ncut, first_m, grad
     """
     nq = q.shape[0]
     n = db.shape[0]
+    ncut = cutoffs.shape[0]
+    last_cut = cutoffs[ncut - 1] if ncut > 0 else 0
     for c in prange(nchunk):
         dist = np.empty(n, np.int32)
         gain = np.empty(n, np.int32)
         start = np.empty(nbits + 1, np.int64)
         relstart = np.empty(nbits + 1, np.int64)
-        b_rel = np.empty(ncut + 1, np.int64)
-        b_gain = np.empty(ncut + 1, np.int64)
-        b_ap = np.empty(ncut + 1, np.float64)
-        b_dcg = np.empty(ncut + 1, np.float64)
+        bucket_of_d = np.empty(nbits + 1, np.int64)
+        b_rel = np.empty(ncut, np.int64)
+        b_gain = np.empty(ncut, np.int64)
+        b_ap = np.empty(ncut, np.float64)
+        b_dcg = np.empty(ncut, np.float64)
         for qi in range(c * nq // nchunk, (c + 1) * nq // nchunk):
             for i in range(n):
                 d = _distance(q, qi, db, i)
@@ -220,7 +237,15 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, bucket_of_pos, ncut, first_m, grad
             for d in range(nbits + 1):
                 start[d] = cum
                 relstart[d] = cumrel
-                cum += hist_all[qi, d]
+                # Positions cum+1 .. cum+hist belong to distance d; when they all fall in one
+                # cut-off bucket (the usual case) no item at d needs a search (-1: search).
+                h = hist_all[qi, d]
+                if h == 0 or cum + 1 > last_cut:
+                    bucket_of_d[d] = ncut
+                else:
+                    lo = _bucket(cutoffs, cum + 1)
+                    bucket_of_d[d] = lo if lo == _bucket(cutoffs, cum + h) else -1
+                cum += h
                 cumrel += hist_rel[qi, d]
             b_rel[:] = 0
             b_gain[:] = 0
@@ -240,12 +265,15 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, bucket_of_pos, ncut, first_m, grad
                     ap += t
                     if rr <= first_m:
                         apf += t
-                    b = bucket_of_pos[pos]
-                    b_rel[b] += 1
-                    b_ap[b] += t
-                    if graded:
-                        b_gain[b] += g
-                        b_dcg[b] += g / math.log2(pos + 1.0)
+                    b = bucket_of_d[d]
+                    if b < 0:
+                        b = _bucket(cutoffs, pos) if pos <= last_cut else ncut
+                    if b < ncut:  # past the last cut-off nothing is bucketed
+                        b_rel[b] += 1
+                        b_ap[b] += t
+                        if graded:
+                            b_gain[b] += g
+                            b_dcg[b] += g / math.log2(pos + 1.0)
             ap_sum[qi] = ap
             ap_first[qi] = apf
             s_rel = 0
@@ -264,7 +292,7 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, bucket_of_pos, ncut, first_m, grad
                     dcg_at[qi, cc] = s_dcg
 
 
-_HELPERS = ("_popcount", "_distance", "_shared_labels")
+_HELPERS = ("_popcount", "_distance", "_shared_labels", "_bucket")
 _KERNELS = ("_hamming_kernel", "_topk_kernel", "_radius_count_kernel", "_radius_fill_kernel",
             "_hist_kernel", "_rank_stats_kernel")
 _lock = threading.Lock()
@@ -294,11 +322,23 @@ def _jit() -> SimpleNamespace:
     return _compiled
 
 
-class _threads:
-    """Run a kernel on ``nthreads`` Numba threads (0 = all), restoring the caller's setting."""
+# Below this much work (query rows x database rows x words) per thread, waking more threads costs
+# more than it saves (tens of ms on a busy machine with the OpenMP layer's barriers), so small
+# calls run on fewer threads. Results never depend on the thread count; tests lower this to force
+# several threads onto tiny inputs.
+_MIN_WORK_PER_THREAD = 1 << 17
 
-    def __init__(self, nthreads):
+
+class _threads:
+    """Run a kernel on ``nthreads`` Numba threads (0 = all), restoring the caller's setting.
+
+    At most one thread per query row and per ``_MIN_WORK_PER_THREAD`` units of work are used.
+    """
+
+    def __init__(self, nthreads, q, db):
         self.nthreads = nthreads
+        self.rows = q.shape[0]
+        self.work = q.shape[0] * db.shape[0] * q.shape[1]
 
     def __enter__(self) -> int:
         numba = _jit().numba
@@ -306,6 +346,7 @@ class _threads:
         most = numba.config.NUMBA_NUM_THREADS
         self.previous = numba.get_num_threads()
         n = most if nthreads == 0 else min(nthreads, most)
+        n = max(1, min(n, self.rows, self.work // max(1, _MIN_WORK_PER_THREAD)))
         numba.set_num_threads(n)
         return n
 
@@ -398,7 +439,7 @@ def hamming(q, db, nthreads=0):
     _pair(q, db)
     k = _jit()
     out = np.empty((q.shape[0], db.shape[0]), np.int32)
-    with _threads(nthreads):
+    with _threads(nthreads, q, db):
         k._hamming_kernel(q, db, out)
     return out
 
@@ -428,7 +469,7 @@ def topk(q, db, nbits, k, nthreads=0):
     out_d = np.empty((q.shape[0], k), np.int32)
     out_i = np.empty((q.shape[0], k), np.int64)
     bad = np.zeros(q.shape[0], np.uint8)
-    with _threads(nthreads) as n:
+    with _threads(nthreads, q, db) as n:
         jit._topk_kernel(q, db, nbits, k, _nchunk(q.shape[0], n), out_d, out_i, bad)
     _raise_if_bad(bad)
     return out_d, out_i
@@ -459,7 +500,7 @@ def radius(q, db, nbits, r, nthreads=0):
     nq = q.shape[0]
     counts = np.empty(nq, np.int64)
     bad = np.zeros(nq, np.uint8)
-    with _threads(nthreads) as n:
+    with _threads(nthreads, q, db) as n:
         jit._radius_count_kernel(q, db, nbits, r, counts, bad)
         _raise_if_bad(bad)
         lims = np.zeros(nq + 1, np.int64)
@@ -495,7 +536,7 @@ def hist_stats(q, db, ql, dbl, nbits, nthreads=0):
     hist_all = np.zeros((q.shape[0], nbits + 1), np.int64)
     hist_rel = np.zeros((q.shape[0], nbits + 1), np.int64)
     bad = np.zeros(q.shape[0], np.uint8)
-    with _threads(nthreads):
+    with _threads(nthreads, q, db):
         jit._hist_kernel(q, db, ql, dbl, nbits, hist_all, hist_rel, bad)
     _raise_if_bad(bad)
     return hist_all, hist_rel
@@ -546,10 +587,7 @@ def rank_stats(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, nthread
     graded = bool(graded)
     nlabels = _as_int(nlabels, "nlabels", 0, 64 * ql.shape[1])
     ncut = cutoffs.size
-    # bucket_of_pos[pos] = smallest c with cutoffs[c] >= pos (ncut past the last cut-off):
-    # one O(N) table shared by every query.
-    bucket_of_pos = np.searchsorted(cutoffs, np.arange(n + 1, dtype=np.int64), side="left")
-    bucket_of_pos = np.ascontiguousarray(bucket_of_pos, dtype=np.int64)
+    cutoffs = np.ascontiguousarray(cutoffs)
     jit = _jit()
     out = {
         "hist_all": np.zeros((nq, nbits + 1), np.int64),
@@ -564,8 +602,8 @@ def rank_stats(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, nthread
     dcg_at = np.zeros((rows, ncut), np.float64)
     gain_hist = np.zeros((rows, nlabels + 1), np.int64)
     bad = np.zeros(nq, np.uint8)
-    with _threads(nthreads) as nt:
-        jit._rank_stats_kernel(q, db, ql, dbl, nbits, bucket_of_pos, ncut, first_m, graded, nlabels,
+    with _threads(nthreads, q, db) as nt:
+        jit._rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
                                _nchunk(nq, nt), out["hist_all"], out["hist_rel"], out["ap_sum"],
                                out["rel_at"], out["ap_sum_at"], out["ap_first"],
                                gain_at, dcg_at, gain_hist, bad)

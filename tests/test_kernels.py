@@ -186,17 +186,27 @@ def _all_kernels(kern, nthreads, rng, nbits=16, q=9, n=57):
     qw, _, dw, _ = codes(rng, q, n, nbits, "lowent")
     qlw, _ = random_labels(rng, q, 24, 0.15)
     dlw, _ = random_labels(rng, n, 24, 0.15)
-    cutoffs = np.array([1, 5, 20, n], np.int64)
-    return (kern.hamming(qw, dw, nthreads), kern.topk(qw, dw, nbits, 11, nthreads),
+    cutoffs = np.array(sorted({1, 5, 20, n} & set(range(1, n + 1))), np.int64)
+    return (kern.hamming(qw, dw, nthreads), kern.topk(qw, dw, nbits, min(11, n), nthreads),
             kern.radius(qw, dw, nbits, 3, nthreads),
             kern.hist_stats(qw, dw, qlw, dlw, nbits, nthreads),
             kern.rank_stats(qw, dw, qlw, dlw, nbits, cutoffs, 5, True, 24, nthreads))
 
 
-def test_identical_across_thread_counts(backend):
-    one = _all_kernels(backend, 1, np.random.default_rng(7))
+@pytest.fixture
+def force_threads(monkeypatch):
+    """Let the Numba backend put several threads on tiny inputs (it normally would not)."""
+    from hashkit import _numba
+
+    monkeypatch.setattr(_numba, "_MIN_WORK_PER_THREAD", 1)
+
+
+@pytest.mark.parametrize("q, n", [(1, 40), (2, 57), (3, 1), (9, 57), (17, 130)])
+def test_identical_across_thread_counts(backend, force_threads, q, n):
+    seed = seed_of("threads", q, n)
+    one = _all_kernels(backend, 1, np.random.default_rng(seed), q=q, n=n)
     for nthreads in (2, 3, 0):
-        assert_same(one, _all_kernels(backend, nthreads, np.random.default_rng(7)))
+        assert_same(one, _all_kernels(backend, nthreads, np.random.default_rng(seed), q=q, n=n))
 
 
 @pytest.mark.parametrize("nbits", [16, 65])
