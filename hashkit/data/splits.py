@@ -128,6 +128,13 @@ class Manifest:
     def save(self, path) -> Path:
         return save_manifest(self, path)
 
+    # dict(manifest) and json.dumps(dict(manifest)) work like to_dict()
+    def keys(self):
+        return self.to_dict().keys()
+
+    def __getitem__(self, key):
+        return self.to_dict()[key]
+
     def same_split(self, other: "Manifest") -> bool:
         return all(np.array_equal(getattr(self, k), getattr(other, k)) for k in self._ARRAYS)
 
