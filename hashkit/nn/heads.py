@@ -45,6 +45,7 @@ class MLP(nn.Sequential):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes: expected at least two positive layer sizes, got {sizes}")
+        _act(activation), _act(final_activation)  # validate both even when a layer does not use one
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(nn.Linear(a, b))
