@@ -3,8 +3,8 @@
 ``backend`` is parametrised over the names ``hashkit._backend.available()`` reports as usable
 ("cpp", "numba", and "cuda" only where a GPU backend loaded; the "cuda" case carries the ``gpu``
 marker). It yields a :class:`Kernels` adapter: the kernel contract of docs/INTERNALS.md called
-with NumPy arrays and returning NumPy arrays on every backend (the CUDA backend's device arrays
-are converted on the way in and out), so one test body checks every backend.
+with NumPy arrays and returning NumPy arrays on every backend, so one test body checks every
+backend.
 """
 
 from __future__ import annotations
@@ -40,13 +40,10 @@ class Kernels:
     def __init__(self, name: str):
         self.name = name
         self.module = _backend.get(name)
-        self._device = name == "cuda"
 
     def _call(self, fname, *args):
-        if self._device:
-            import cupy
-
-            args = tuple(cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args)
+        # NumPy in, NumPy out on every backend (the CUDA backend copies host inputs to the device
+        # itself); device outputs, should a backend return them, are brought back to the host.
         return _to_host(getattr(self.module, fname)(*args))
 
     def __getattr__(self, fname):
