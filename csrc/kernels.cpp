@@ -349,25 +349,44 @@ void fold_pairs(const int64_t* h, int64_t nb1, int64_t* hist_all, int64_t* hist_
 
 // Pass 2 of rank_stats on one tile, in index order: every item takes the next position at its
 // distance; the relevant ones are compacted (position, relevant rank, gain), branch-free.
+// kInterleave queries can be walked together (independent counter chains); on the Zen-class
+// machine we measure on, 1 was fastest (2.1 vs 2.3 ns/item with 4), the loop being bound by
+// its loads/stores rather than by store-to-load latency.
+constexpr int64_t kInterleave = 1;
+
 template <class DistT>
-int64_t rank_positions(const DistT* __restrict d, const uint8_t* __restrict rel,
-                       const uint32_t* __restrict gain, int64_t n, int64_t nbits,
-                       int64_t* __restrict start, int64_t* __restrict rstart,
-                       int64_t* __restrict pb, int64_t* __restrict rb, uint32_t* __restrict gb) {
+struct PosArgs {
+    const DistT* d;
+    const uint8_t* rel;
+    const uint32_t* gain;  // nullptr unless graded
+    int64_t* start;
+    int64_t* rstart;
+    int64_t* pb;
+    int64_t* rb;
+    uint32_t* gb;
+    int64_t m;  // out: relevant items in this tile
+};
+
+template <class DistT, int G>
+void rank_positions_group(PosArgs<DistT>* a, int64_t n, int64_t nbits) {
     const int64_t nb = nbits;
-    int64_t m = 0;
+    int64_t m[G];
+    for (int g = 0; g < G; ++g) m[g] = 0;
+    const bool graded = a[0].gain != nullptr;
     for (int64_t j = 0; j < n; ++j) {
-        const int64_t dd = std::min<int64_t>(d[j], nb);
-        const int64_t r = rel[j];
-        const int64_t pos = ++start[dd];
-        const int64_t rr = rstart[dd] + r;
-        rstart[dd] = rr;
-        pb[m] = pos;
-        rb[m] = rr;
-        if (gain) gb[m] = gain[j];
-        m += r;
+        for (int g = 0; g < G; ++g) {
+            const int64_t dd = std::min<int64_t>(a[g].d[j], nb);
+            const int64_t r = a[g].rel[j];
+            const int64_t pos = ++a[g].start[dd];
+            const int64_t rr = a[g].rstart[dd] + r;
+            a[g].rstart[dd] = rr;
+            a[g].pb[m[g]] = pos;
+            a[g].rb[m[g]] = rr;
+            if (graded) a[g].gb[m[g]] = a[g].gain[j];
+            m[g] += r;
+        }
     }
-    return m;
+    for (int g = 0; g < G; ++g) a[g].m = m[g];
 }
 
 // The AP sums in database-index order (the order hashkit/_numba.py uses, for bitwise equality).
@@ -449,10 +468,11 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
             std::vector<double> ap_b, dcg_b;
             double ap = 0.0, apf = 0.0;
         };
-        return [&, dbuf = std::vector<DistT>(T), rbuf = std::vector<uint8_t>(T),
-                gbuf = std::vector<uint32_t>(graded ? T : 0), posb = std::vector<int64_t>(T),
-                rrb = std::vector<int64_t>(T), termb = std::vector<double>(T),
-                gainb = std::vector<uint32_t>(graded ? T : 0),
+        constexpr int64_t G = kInterleave;
+        return [&, dbuf = std::vector<DistT>(G * T), rbuf = std::vector<uint8_t>(G * T),
+                gbuf = std::vector<uint32_t>(graded ? G * T : 0), posb = std::vector<int64_t>(G * T),
+                rrb = std::vector<int64_t>(G * T), termb = std::vector<double>(G * T),
+                gainb = std::vector<uint32_t>(graded ? G * T : 0),
                 h2 = std::vector<int64_t>(kQueryBlock * kCopies * 2 * nb1),
                 st = std::vector<PerQuery>(kQueryBlock)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
@@ -502,32 +522,47 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
             // (vectorised), (c) the sums in index order.
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
-                for (int64_t i = q0; i < q1; ++i) {
-                    ev(i, j0, n, graded, dbuf.data(), rbuf.data(), gbuf.data());
-                    PerQuery& s = st[i - q0];
-                    const int64_t m =
-                        rank_positions(dbuf.data(), rbuf.data(), graded ? gbuf.data() : nullptr, n,
-                                       nbits, s.start.data(), s.rstart.data(), posb.data(),
-                                       rrb.data(), gainb.data());
-                    const int64_t* pb = posb.data();
-                    const int64_t* rb = rrb.data();
-                    const uint32_t* gb = gainb.data();
-                    double* tb = termb.data();
-                    p.ratio(rb, pb, m, tb);
-                    add_in_order(tb, rb, m, first_m, &s.ap, &s.apf);
-                    if (C == 0) continue;
-                    // Only the (few) items ranked within the last cut-off reach a bucket.
-                    for (int64_t c = 0; c < m; ++c) {
-                        const int64_t pos = pb[c];
-                        if (pos > last_cut) continue;
-                        const int64_t bb = bucket_of(pos);
-                        ++s.rel_b[bb];
-                        s.ap_b[bb] += tb[c];
-                        if (graded) {
-                            const uint32_t g = gb[c];
-                            s.gain_b[bb] += g;
-                            s.dcg_b[bb] += static_cast<double>(g) /
-                                           std::log2(static_cast<double>(pos) + 1.0);
+                for (int64_t i0 = q0; i0 < q1; i0 += kInterleave) {
+                    const int64_t gn = std::min(kInterleave, q1 - i0);
+                    PosArgs<DistT> a[kInterleave];
+                    for (int64_t g = 0; g < gn; ++g) {
+                        DistT* db_ = dbuf.data() + g * T;
+                        uint8_t* rb_ = rbuf.data() + g * T;
+                        uint32_t* gb_ = graded ? gbuf.data() + g * T : nullptr;
+                        ev(i0 + g, j0, n, graded, db_, rb_, gb_);
+                        PerQuery& s = st[i0 + g - q0];
+                        a[g] = PosArgs<DistT>{db_, rb_, gb_, s.start.data(), s.rstart.data(),
+                                              posb.data() + g * T, rrb.data() + g * T,
+                                              gainb.data() + (graded ? g * T : 0), 0};
+                    }
+                    if (gn == kInterleave) {
+                        rank_positions_group<DistT, kInterleave>(a, n, nbits);
+                    } else {
+                        for (int64_t g = 0; g < gn; ++g) rank_positions_group<DistT, 1>(a + g, n, nbits);
+                    }
+                    for (int64_t g = 0; g < gn; ++g) {
+                        PerQuery& s = st[i0 + g - q0];
+                        const int64_t m = a[g].m;
+                        const int64_t* pb = a[g].pb;
+                        const int64_t* rb = a[g].rb;
+                        const uint32_t* gb = a[g].gb;
+                        double* tb = termb.data() + g * T;
+                        p.ratio(rb, pb, m, tb);
+                        add_in_order(tb, rb, m, first_m, &s.ap, &s.apf);
+                        if (C == 0) continue;
+                        // Only the (few) items ranked within the last cut-off reach a bucket.
+                        for (int64_t c = 0; c < m; ++c) {
+                            const int64_t pos = pb[c];
+                            if (pos > last_cut) continue;
+                            const int64_t bb = bucket_of(pos);
+                            ++s.rel_b[bb];
+                            s.ap_b[bb] += tb[c];
+                            if (graded) {
+                                const uint32_t gg = gb[c];
+                                s.gain_b[bb] += gg;
+                                s.dcg_b[bb] += static_cast<double>(gg) /
+                                               std::log2(static_cast<double>(pos) + 1.0);
+                            }
                         }
                     }
                 }
