@@ -96,6 +96,7 @@ class Generator:
         self.sigma_s = np.float32(0.15 + 0.85 * d)
         self.sigma_img = np.float32(0.05 + 0.95 * d)
         self.sigma_txt = np.float32(0.3 + 1.7 * d)
+        self._buffers: dict = {}
         self.labels = np.concatenate(
             [self._labels(c) for c in range(self.nchunks)]) if spec.n else None
         self._calibrate_text()
@@ -147,25 +148,41 @@ class Generator:
         s += self.sigma_s * rng.standard_normal(s.shape, dtype=np.float32)
         return s
 
-    def block(self, stream: str, chunk: int) -> np.ndarray:
-        """Rows ``chunk*CHUNK ...`` of ``stream`` (``"image"``, ``"text"`` or ``"pixels"``)."""
-        s = self._latent(chunk)
+    def _scratch(self, key: str, m: int, dim: int) -> np.ndarray:
+        """A float32 (m, dim) work buffer reused across blocks: fresh 30 MB temporaries per
+        block cost more in page faults than the arithmetic."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[1] != dim:
+            buf = self._buffers[key] = np.empty((CHUNK, dim), dtype=np.float32)
+        return buf[:m]
+
+    def block(self, stream: str, chunk: int, out: np.ndarray | None = None,
+              latent: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``chunk*CHUNK ...`` of ``stream`` (``"image"``, ``"text"`` or ``"pixels"``),
+        written into ``out`` when given; ``latent`` reuses the chunk's latent vectors."""
+        s = self._latent(chunk) if latent is None else latent
+        m = s.shape[0]
         if stream == "image":
             rng = np.random.default_rng([self.spec.seed, 3, chunk])
             h = np.tanh(s @ self.A_img)
-            x = h @ self.B_img[:-1]
+            x = np.matmul(h, self.B_img[:-1], out=out)
             x += self.B_img[-1]
-            noise = np.multiply(_noise(rng, x.shape), self.sigma_img * _UNIT,
-                                dtype=np.float32)
+            noise = self._scratch("noise", m, x.shape[1])
+            np.multiply(_noise(rng, x.shape), self.sigma_img * _UNIT, out=noise)
             x += noise
             return np.maximum(x, 0, out=x)
         if stream == "text":
             rng = np.random.default_rng([self.spec.seed, 4, chunk])
-            z = np.tanh(s @ self.A_txt) @ self.W_txt
-            z += _noise(rng, z.shape) * (self.sigma_txt * _UNIT)
+            z = np.matmul(np.tanh(s @ self.A_txt), self.W_txt,
+                          out=self._scratch("logits", m, self.spec.text_dim))
+            noise = self._scratch("noise", m, self.spec.text_dim)
+            np.multiply(_noise(rng, z.shape), self.sigma_txt * _UNIT, out=noise)
+            z += noise
             z *= self.txt_scale
             z += self.word_bias
-            return (z > 0).astype(np.float32)
+            if out is None:
+                out = np.empty(z.shape, dtype=np.float32)
+            return np.greater(z, 0, out=out, casting="unsafe")
         if stream == "pixels":
             rng = np.random.default_rng([self.spec.seed, 5, chunk])
             size = self.spec.image_size
@@ -174,7 +191,11 @@ class Generator:
             rep = -(-size // k)
             img = np.repeat(np.repeat(low, rep, axis=1), rep, axis=2)[:, :size, :size]
             img = img + _noise(rng, img.shape) * (self.sigma_img * 0.5 * _UNIT)
-            return np.clip(127.5 + 100.0 * img, 0, 255).astype(np.uint8)
+            img = np.clip(127.5 + 100.0 * img, 0, 255)
+            if out is None:
+                return img.astype(np.uint8)
+            out[...] = img
+            return out
         raise ValueError(f"stream: expected 'image', 'text' or 'pixels', got {stream!r}")
 
 
@@ -242,14 +263,17 @@ def generate(n: int = 20015, seed: int = 0, difficulty: float = 0.5, image_dim: 
                          text_dim=text_dim, nlabels=nlabels, raw_images=raw_images,
                          image_size=image_size)
     gen = Generator(spec)
+    streams = (("images", "image"), ("texts", "text")) + (
+        (("pixels", "pixels"),) if raw_images else ())
     out = {"labels": gen.labels}
-    for key, stream in (("images", "image"), ("texts", "text")) + (
-            (("pixels", "pixels"),) if raw_images else ()):
+    for key, stream in streams:
         src = SyntheticSource(gen, stream)
-        arr = np.empty((n,) + src.item_shape, dtype=src.dtype)
-        for c in range(gen.nchunks):
-            arr[c * CHUNK: c * CHUNK + gen._rows(c)] = gen.block(stream, c)
-        out[key] = arr
+        out[key] = np.empty((n,) + src.item_shape, dtype=src.dtype)
+    for c in range(gen.nchunks):
+        latent = gen._latent(c)
+        rows = slice(c * CHUNK, c * CHUNK + gen._rows(c))
+        for key, stream in streams:
+            gen.block(stream, c, out=out[key][rows], latent=latent)
     return out
 
 
