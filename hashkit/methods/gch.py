@@ -217,7 +217,11 @@ class GCH(Method):
         "likelihood": "nll", "theta_scale": 0.5, "self_loops": True, "fusion_norm": "max",
         "beacon_loss": "likelihood", "backbone_weights": "",
     }
-    dataset_defaults: dict = {"mfeat": {"epochs": 20}}
+    # mfeat (1,000 training pairs, 10 single-label classes): 40 epochs of 8 batches; MAP is
+    # flat from about 30 epochs on, and T->I (Fourier coefficients, the weaker view) gained
+    # ~0.02 from 20 to 40 epochs. lr 3e-4 or a 0.95 per-epoch decay made no difference beyond
+    # the seed-to-seed spread, so the paper's constant rate is kept.
+    dataset_defaults: dict = {"mfeat": {"epochs": 40}}
     buffer_names = ("H_l", "H_b")
     #: gch-try2 shares one hash layer between the image and text encoders.
     shared_hash = False
