@@ -51,7 +51,6 @@ def build(csv_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-        os.chmod(tmp, 0o644)
     return out
 
 

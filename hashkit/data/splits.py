@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,14 +142,7 @@ def _atomic_write(path: Path, write) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             write(fh)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
     return Path(path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_manifest(manifest: Manifest, path) -> Path:
