@@ -1,0 +1,234 @@
+"""The method contract: every registered method passes the same tests.
+
+Adding a method? Add one line here::
+
+    class TestMyMethod(MethodContract): method = "my-method"
+
+(set ``overrides = {...}`` as well when the method has stage-specific epoch counts that must
+be small for a tiny run). A registered method without such a line still gets the contract,
+with the default small settings (two epochs, batch 16).
+
+The data is a tiny in-memory stand-in with the shape of the data contract (docs/INTERNALS.md):
+``query`` / ``retrieval`` / ``train`` / ``val`` / ``val_retrieval`` views with float32
+``images`` and ``texts`` and uint8 multi-hot ``labels``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from hashkit.methods import get_method, list_methods
+from hashkit.train import Trainer, encode, load_method
+
+
+def _view(name, idx, images, texts, labels):
+    return SimpleNamespace(name=name, indices=np.asarray(idx, np.int64), images=images[idx],
+                           texts=texts[idx], labels=labels[idx])
+
+
+def tiny_dataset(seed: int = 0, n: int = 96, nlabels: int = 5, image_dim: int = 12, text_dim: int = 10):
+    """A seeded stand-in dataset: multi-hot labels, features that depend on the labels.
+
+    Split: 16 queries, the other 80 items are the retrieval set; train = 48 of them, val = 16
+    others of them (val is drawn from retrieval, never from the queries).
+    """
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, nlabels)) < 0.3).astype(np.uint8)
+    labels[np.arange(n), rng.integers(0, nlabels, n)] = 1  # every item has a label
+    images = (labels @ rng.normal(size=(nlabels, image_dim)) + 0.5 * rng.normal(size=(n, image_dim)))
+    texts = (labels @ rng.normal(size=(nlabels, text_dim)) + 0.5 * rng.normal(size=(n, text_dim)))
+    images, texts = images.astype(np.float32), texts.astype(np.float32)
+    perm = rng.permutation(n)
+    q, r = np.sort(perm[:16]), np.sort(perm[16:])
+    tr, va = np.sort(r[:48]), np.sort(r[48:64])
+    ds = SimpleNamespace(name="tiny", nlabels=nlabels, image_dim=image_dim, text_dim=text_dim,
+                         manifest={"dataset": "tiny", "seed": seed, "query": q.tolist(), "train": tr.tolist()})
+    ds.query = _view("query", q, images, texts, labels)
+    ds.retrieval = _view("retrieval", r, images, texts, labels)
+    ds.train = _view("train", tr, images, texts, labels)
+    ds.val = _view("val", va, images, texts, labels)
+    ds.val_retrieval = _view("val_retrieval", np.setdiff1d(r, va), images, texts, labels)
+    return ds
+
+
+# Small networks and two epochs keep every method's contract run to a few seconds on 2 cores.
+SMALL = {"epochs": 2, "batch_size": 16}
+
+
+class MethodContract:
+    """Mix-in: set ``method`` (a registered name) in a one-line subclass."""
+
+    method: str = ""
+    nbits: int = 8
+    overrides: dict = {}
+
+    def config(self, cls) -> dict:
+        cfg = {k: v for k, v in SMALL.items() if k in cls.default_config()}
+        small_nets = {"img_hidden": [32], "txt_hidden": 32}
+        cfg.update({k: v for k, v in small_nets.items() if k in cls.default_config()})
+        cfg.update(self.overrides)
+        return cfg
+
+    def trainer(self, out=None, seed=0, ds=None, **kw):
+        cls = get_method(self.method)
+        return Trainer(self.method, ds or tiny_dataset(), self.nbits, out, config=self.config(cls), seed=seed,
+                       progress=False, log=lambda msg: None, eval_every=1, **kw)
+
+    # ---------------------------------------------------------------- registry and config
+    def test_registered_and_described(self):
+        assert self.method in list_methods()
+        cls = get_method(self.method)
+        assert cls.describe(), "the first docstring line is what list-methods prints"
+        json.dumps(cls.default_config())  # JSON-serialisable: it goes to config.json
+        for name, over in cls.dataset_defaults.items():
+            assert set(over) <= set(cls.default_config()), f"dataset_defaults[{name!r}] has unknown keys"
+
+    def test_unknown_option_is_rejected(self):
+        with pytest.raises(ValueError, match="no option 'no_such_option'"):
+            get_method(self.method).resolve_config({"no_such_option": 1})
+
+    # ---------------------------------------------------------------- training steps
+    def test_two_training_steps(self):
+        t = self.trainer()
+        m = t.prepare()
+        before = [p.detach().clone() for p in m.parameters()] if m.uses_torch else None
+        m.begin_epoch(0, t.train_data)
+        batches = list(m.batches(0, t.train_data))
+        assert len(batches) >= 1
+        for batch in batches[:2]:
+            out = m.train_step(batch, 0, t.train_data)
+            assert out and all(math.isfinite(float(v)) for v in out.values())
+        if m.uses_torch:
+            after = list(m.parameters())
+            assert any(not torch.equal(a, b) for a, b in zip(before, after)), "a step must change the networks"
+
+    # ---------------------------------------------------------------- encode, save, load, resume
+    def test_fit_encode_save_load(self, tmp_path):
+        ds = tiny_dataset()
+        t = self.trainer(tmp_path / "run", ds=ds)
+        res = t.fit()
+        assert 0.0 <= res["map_i2t"] <= 1.0 and 0.0 <= res["map_t2i"] <= 1.0
+        qi = t.codes["query_image"]
+        assert qi.shape == (16, self.nbits) and qi.dtype == np.int8 and set(np.unique(qi)) <= {-1, 1}
+        assert t.codes["db_text"].shape == (80, self.nbits)
+        # every epoch validated on the validation split
+        assert [h["epoch"] for h in t.history] == [1, 2]
+        assert all("val_map_i2t" in h and "val_map_t2i" in h for h in t.history)
+        m2, cfg = load_method(tmp_path / "run")
+        assert cfg["method"] == self.method and cfg["nbits"] == self.nbits
+        again = encode(m2, images=ds.query.images, texts=ds.query.texts)
+        np.testing.assert_array_equal(again["images"], qi)
+        np.testing.assert_array_equal(again["texts"], t.codes["query_text"])
+
+    def test_resume_gives_identical_codes(self, tmp_path):
+        ds = tiny_dataset()
+        full = self.trainer(tmp_path / "full", ds=ds)
+        full.fit()
+        part = self.trainer(tmp_path / "part", ds=ds)
+        assert part.fit(stop_after_epochs=1) == {"stopped_at_epoch": 1}
+        resumed = self.trainer(tmp_path / "part", ds=ds, resume=True)
+        resumed.fit()
+        assert resumed.start_epoch == 1
+        for key, codes in full.codes.items():
+            np.testing.assert_array_equal(resumed.codes[key], codes, err_msg=key)
+        strip = [{k: v for k, v in h.items() if k != "seconds"} for h in full.history]
+        assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == strip
+        lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+
+    def test_unsupervised_methods_ignore_labels(self):
+        if get_method(self.method).supervised:
+            pytest.skip("supervised method")
+        ds = tiny_dataset()
+        shuffled = tiny_dataset()
+        rng = np.random.default_rng(5)
+        shuffled.train.labels = ds.train.labels[rng.permutation(len(ds.train.labels))]
+        a, b = self.trainer(ds=ds), self.trainer(ds=shuffled)
+        a.fit()
+        b.fit()
+        np.testing.assert_array_equal(a.codes["query_image"], b.codes["query_image"])
+
+
+class TestDCMH(MethodContract): method = "dcmh"  # noqa: E701
+
+
+class TestCCAITQ(MethodContract): method = "cca-itq"  # noqa: E701
+
+
+class TestDAPH(MethodContract): method, overrides = "daph", {"proxy_epochs": 1, "hidden": 32, "proxy_hidden": 32, "label_hidden": 32, "fused": 16, "proxy_batch_size": 16}  # noqa: E701,E501
+
+
+# Every registered method without an explicit line above gets the contract with default
+# settings, so a new method is tested from the moment it registers.
+_EXPLICIT = {cls.method for cls in MethodContract.__subclasses__()}
+for _name in list_methods():
+    if _name not in _EXPLICIT:
+        _cls = "TestContract_" + "".join(ch if ch.isalnum() else "_" for ch in _name)
+        globals()[_cls] = type(_cls, (MethodContract,), {"method": _name})
+
+
+def test_every_registered_method_has_a_contract_test():
+    covered = {cls.method for cls in MethodContract.__subclasses__()}
+    assert set(list_methods()) <= covered
+
+
+# ------------------------------------------------------------------ method-specific checks
+def test_dcmh_b_update_is_sign_of_f_plus_g():
+    from hashkit.methods.dcmh import DCMH
+
+    f = torch.tensor([[0.5, -2.0, 0.0], [1.0, 1.0, -1.0]])
+    g = torch.tensor([[-1.0, 1.0, 0.0], [0.5, -3.0, 1.0]])
+    # hand: F + G = [[-0.5, -1, 0], [1.5, -2, 0]]; sign(0) -> -1 (bit 0)
+    expected = torch.tensor([[-1.0, -1.0, -1.0], [1.0, -1.0, -1.0]])
+    torch.testing.assert_close(DCMH.update_codes(f, g, 1.0), expected)
+    torch.testing.assert_close(DCMH.update_codes(f, g, 3.0), expected)
+
+
+def test_dcmh_epoch_refreshes_buffers_and_updates_b():
+    ds = tiny_dataset()
+    t = Trainer("dcmh", ds, 8, None, config={"epochs": 1, "batch_size": 16, "img_hidden": [32], "txt_hidden": 32},
+                progress=False, eval_every=0)
+    m = t.prepare()
+    train = t.train_data
+    m.begin_epoch(0, train)
+    batch = m.batches(0, train)[0]
+    assert batch[0] == "image"
+    m.train_mode(False)
+    with torch.no_grad():
+        expected_rows = m._img(train.image_batch(batch[1]))
+    m.train_mode(True)
+    m.train_step(batch, 0, train)
+    # the batch rows of F hold the outputs computed before the step (Algorithm 1)
+    torch.testing.assert_close(m.F[torch.as_tensor(batch[1])], expected_rows)
+    m.end_epoch(0, train)
+    v = m.F + m.G
+    torch.testing.assert_close(m.B, torch.where(v > 0, 1.0, -1.0))
+
+
+def test_dcmh_learning_rate_is_log_spaced():
+    from hashkit.methods.dcmh import DCMH
+
+    m = DCMH(8, 4, 4, 2, config={"epochs": 5, "lr": 10 ** -1.5, "lr_end": 1e-3, "img_hidden": [4], "txt_hidden": 4})
+    got = [m.learning_rate(e) for e in range(5)]
+    np.testing.assert_allclose(got, np.logspace(-1.5, -3, 5), rtol=1e-12)
+
+
+def test_cca_itq_recovers_shared_direction_and_orthogonal_rotation():
+    from hashkit.methods.cca_itq import cca, itq_rotation
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(500, 1))
+    x = np.hstack([z, rng.normal(size=(500, 3))])
+    y = np.hstack([rng.normal(size=(500, 2)), -2 * z + 0.01 * rng.normal(size=(500, 1))])
+    x, y = x - x.mean(0), y - y.mean(0)
+    wx, wy, corr = cca(x, y, 1)
+    assert corr[0] > 0.99
+    assert abs(np.corrcoef((x @ wx)[:, 0], (y @ wy)[:, 0])[0, 1]) > 0.99
+    r, _ = itq_rotation(rng.normal(size=(200, 4)), 10, np.random.default_rng(1))
+    np.testing.assert_allclose(r @ r.T, np.eye(4), atol=1e-10)
