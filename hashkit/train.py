@@ -477,10 +477,10 @@ class Trainer:
             bar = tqdm(total=self.epochs, initial=self.start_epoch, unit="epoch", dynamic_ncols=True,
                        desc=f"{self.method_cls.name} {self.nbits}b", file=sys.stderr)
         epoch_times = []
+        if stop_after_epochs is not None and self.start_epoch >= stop_after_epochs:
+            return {"stopped_at_epoch": self.start_epoch}
         try:
             for epoch in range(self.start_epoch, self.epochs):
-                if stop_after_epochs is not None and epoch >= stop_after_epochs:
-                    return {"stopped_at_epoch": epoch}
                 t0 = time.perf_counter()
                 method.train_mode(True)
                 method.begin_epoch(epoch, train)
@@ -511,6 +511,8 @@ class Trainer:
                             if k not in ("epoch", "steps", "seconds") and isinstance(v, float)}
                     bar.set_postfix(post, refresh=False)
                     bar.update(1)
+                if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs:
+                    return {"stopped_at_epoch": epoch + 1}
         finally:
             if bar is not None:
                 bar.close()
