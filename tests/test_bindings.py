@@ -1,0 +1,289 @@
+"""The compiled module ``hashkit._core``: its binding layer never crashes and never converts.
+
+Every entry point gets a table of bad inputs (wrong dtype, non-contiguous, wrong ndim, empty,
+mismatched widths or rows, out-of-range k / r / nbits / cut-offs / nlabels, padding bits) and
+must raise TypeError/ValueError whose message names the offending argument. A second group runs
+the kernels on inputs large enough to cross the database tiles, the top-k candidate compaction
+and the full-ranking path (the oracle tests in test_kernels.py use small N), checked against the
+slow oracle in tests/oracle.py, and on every SIMD path this CPU has (``HASHKIT_SIMD``, in a
+subprocess because the path is chosen once per process).
+
+Set ``HASHKIT_REQUIRE_CPP=1`` (CI does) to fail instead of skip when ``hashkit._core`` is not
+importable, e.g. when a source checkout without the compiled module shadows an installed wheel.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from oracle import hamming_ref, radius_ref, topk_ref
+
+try:
+    from hashkit import _core as core
+except ImportError as exc:  # pragma: no cover - depends on how hashkit was installed
+    if os.environ.get("HASHKIT_REQUIRE_CPP") == "1":
+        raise
+    pytest.skip(f"hashkit._core not built: {exc}", allow_module_level=True)
+
+
+def _codes(rng, n, w=1):
+    return rng.integers(0, 2**63, (n, w), dtype=np.uint64)
+
+
+def _good(seed=0):
+    rng = np.random.default_rng(seed)
+    q, db = _codes(rng, 3), _codes(rng, 10)
+    ql = rng.integers(0, 8, (3, 1), dtype=np.uint64)
+    dbl = rng.integers(0, 8, (10, 1), dtype=np.uint64)
+    return dict(q=q, db=db, ql=ql, dbl=dbl, nbits=64,
+                cutoffs=np.array([1, 5], np.int64), first_m=2, graded=True, nlabels=3)
+
+
+# Argument lists of every entry point, built from the good kwargs (None = use the default).
+SIGNATURES = {
+    "hamming": ("q", "db"),
+    "topk": ("q", "db", "nbits", "k"),
+    "radius": ("q", "db", "nbits", "r"),
+    "hist_stats": ("q", "db", "ql", "dbl", "nbits"),
+    "rank_stats": ("q", "db", "ql", "dbl", "nbits", "cutoffs", "first_m", "graded", "nlabels"),
+}
+
+
+def _call(fname, **override):
+    kw = _good()
+    kw.update(k=3, r=2)
+    kw.update(override)
+    return getattr(core, fname)(*[kw[a] for a in SIGNATURES[fname]],
+                                nthreads=kw.get("nthreads", 1))
+
+
+def _code_cases():
+    """(argument, bad value, exception, words the message must contain) for a codes array."""
+    rng = np.random.default_rng(1)
+    base = _codes(rng, 4, 2)
+    return [
+        (base.astype(np.float64), TypeError, ["dtype", "uint64", "float64"]),
+        (base.astype(np.int64), TypeError, ["dtype", "uint64", "int64"]),
+        (base.view(np.uint32), TypeError, ["dtype", "uint32"]),
+        (base.astype(">u8"), TypeError, ["dtype"]),
+        (base.tolist(), TypeError, ["NumPy array", "list"]),
+        (base[:, :1], ValueError, ["C-contiguous"]),
+        (base[::2], ValueError, ["C-contiguous"]),
+        (np.asfortranarray(np.concatenate([base, base], 1)), ValueError, ["C-contiguous"]),
+        (base.ravel(), ValueError, ["2-D", "shape (8,)"]),
+        (base[None], ValueError, ["2-D"]),
+        (np.zeros((0, 2), np.uint64), ValueError, ["non-empty", "(0, 2)"]),
+        (np.zeros((3, 0), np.uint64), ValueError, ["non-empty", "(3, 0)"]),
+    ]
+
+
+def _misaligned():
+    buf = np.zeros(8 * 6 + 1, np.uint8)
+    return np.frombuffer(buf.data, np.uint64, 6, offset=1).reshape(3, 2)
+
+
+ARRAY_ARGS = [(f, a) for f, args in SIGNATURES.items() for a in ("q", "db", "ql", "dbl") if a in args]
+
+
+@pytest.mark.parametrize("fname, arg", ARRAY_ARGS)
+@pytest.mark.parametrize("case", range(len(_code_cases())))
+def test_bad_arrays_name_the_argument(fname, arg, case):
+    value, exc, words = _code_cases()[case]
+    with pytest.raises(exc) as info:
+        _call(fname, **{arg: value})
+    msg = str(info.value)
+    assert msg.startswith(f"{arg}:"), msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+@pytest.mark.parametrize("fname", list(SIGNATURES))
+def test_misaligned_buffer_is_refused(fname):
+    bad = _misaligned()
+    with pytest.raises(ValueError, match=r"^q: .*aligned"):
+        _call(fname, q=bad, db=np.zeros((4, 2), np.uint64), nbits=128)
+
+
+@pytest.mark.parametrize("fname", list(SIGNATURES))
+def test_mismatched_widths(fname):
+    rng = np.random.default_rng(2)
+    with pytest.raises(ValueError, match=r"^db: expected 1 words per row .*got shape \(10, 2\)"):
+        _call(fname, db=_codes(rng, 10, 2))
+
+
+@pytest.mark.parametrize("fname", ["hist_stats", "rank_stats"])
+def test_label_rows_and_widths(fname):
+    rng = np.random.default_rng(3)
+    with pytest.raises(ValueError, match=r"^ql: expected 3 rows .*got shape \(2, 1\)"):
+        _call(fname, ql=rng.integers(0, 8, (2, 1), dtype=np.uint64))
+    with pytest.raises(ValueError, match=r"^dbl: expected 10 rows .*got shape \(9, 1\)"):
+        _call(fname, dbl=rng.integers(0, 8, (9, 1), dtype=np.uint64))
+    with pytest.raises(ValueError, match=r"^dbl: expected 1 words per row"):
+        _call(fname, dbl=rng.integers(0, 8, (10, 2), dtype=np.uint64))
+
+
+@pytest.mark.parametrize(
+    "fname, override, exc, pattern",
+    [
+        ("topk", dict(k=0), ValueError, r"^k: expected an integer in \[1, 10\], got 0"),
+        ("topk", dict(k=11), ValueError, r"^k: expected an integer in \[1, 10\], got 11"),
+        ("topk", dict(k=-1), ValueError, r"^k: "),
+        ("topk", dict(k=2.0), TypeError, r"^k: expected an integer, got float"),
+        ("topk", dict(k=True), TypeError, r"^k: expected an integer, got bool"),
+        ("topk", dict(k=2**70), ValueError, r"^k: integer out of range"),
+        ("radius", dict(r=-1), ValueError, r"^r: expected an integer in \[0, "),
+        ("radius", dict(r="2"), TypeError, r"^r: expected an integer, got str"),
+        ("topk", dict(nbits=0), ValueError, r"^nbits: expected an integer in \[1, 64\], got 0"),
+        ("hist_stats", dict(nbits=65), ValueError, r"^nbits: expected an integer in \[1, 64\]"),
+        ("radius", dict(nbits=None), TypeError, r"^nbits: expected an integer, got NoneType"),
+        ("hamming", dict(nthreads=-1), ValueError, r"^nthreads: expected an integer in \[0, "),
+        ("topk", dict(nthreads=1.5), TypeError, r"^nthreads: "),
+        ("rank_stats", dict(cutoffs=np.array([0, 3], np.int64)), ValueError,
+         r"^cutoffs: expected strictly increasing values in \[1, 10\]"),
+        ("rank_stats", dict(cutoffs=np.array([3, 11], np.int64)), ValueError, r"^cutoffs: "),
+        ("rank_stats", dict(cutoffs=np.array([3, 3], np.int64)), ValueError, r"^cutoffs: "),
+        ("rank_stats", dict(cutoffs=np.array([5, 3], np.int64)), ValueError, r"^cutoffs: "),
+        ("rank_stats", dict(cutoffs=np.array([1, 5], np.int32)), TypeError,
+         r"^cutoffs: expected dtype int64 .*got dtype int32"),
+        ("rank_stats", dict(cutoffs=np.array([1.0, 5.0])), TypeError, r"^cutoffs: expected dtype int64"),
+        ("rank_stats", dict(cutoffs=np.array([[1, 5]], np.int64)), ValueError, r"^cutoffs: expected a 1-D"),
+        ("rank_stats", dict(cutoffs=np.array([1, 2, 3, 4], np.int64)[::2]), ValueError,
+         r"^cutoffs: expected a C-contiguous"),
+        ("rank_stats", dict(cutoffs=[1, 5]), TypeError, r"^cutoffs: expected a NumPy array"),
+        ("rank_stats", dict(first_m=-1), ValueError, r"^first_m: "),
+        ("rank_stats", dict(graded=1), TypeError, r"^graded: expected a bool, got int"),
+        ("rank_stats", dict(nlabels=65), ValueError, r"^nlabels: expected an integer in \[0, 64\]"),
+        ("rank_stats", dict(nlabels=-1), ValueError, r"^nlabels: "),
+    ],
+)
+def test_bad_scalars_name_the_argument(fname, override, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        _call(fname, **override)
+
+
+def test_padding_bits_are_refused():
+    rng = np.random.default_rng(4)
+    db = _codes(rng, 10) & np.uint64(2**40 - 1)
+    db[7, 0] |= np.uint64(1) << np.uint64(40)
+    q = np.zeros((3, 1), np.uint64)
+    for fname in ("topk", "radius", "hist_stats", "rank_stats"):
+        with pytest.raises(ValueError, match=r"^db: .*nbits = 40 must be zero.*row 7"):
+            _call(fname, q=q, db=db, nbits=40)
+    # graded statistics index a gain histogram by the label count: stray label bits are refused
+    dbl = rng.integers(0, 8, (10, 1), dtype=np.uint64)
+    dbl[2, 0] |= np.uint64(1) << np.uint64(5)
+    with pytest.raises(ValueError, match=r"^dbl: label bits beyond nlabels = 3 must be zero.*row 2"):
+        _call("rank_stats", dbl=dbl)
+
+
+def test_no_silent_copy_and_owned_outputs():
+    kw = _good(5)
+    d = core.hamming(kw["q"], kw["db"], 1)
+    assert d.dtype == np.int32 and d.shape == (3, 10) and d.flags.owndata and d.flags.c_contiguous
+    dist, idx = core.topk(kw["q"], kw["db"], 64, 10, 1)
+    assert dist.dtype == np.int32 and idx.dtype == np.int64 and dist.shape == idx.shape == (3, 10)
+    lims, ridx, rdist = core.radius(kw["q"], kw["db"], 64, 64, 1)
+    assert lims.dtype == ridx.dtype == np.int64 and rdist.dtype == np.int32
+    assert lims.tolist() == [0, 10, 20, 30]
+    # the radius buffers outlive the call (they are owned through a capsule, not borrowed)
+    del kw
+    assert ridx.sum() == 3 * sum(range(10))
+
+
+def test_rank_stats_keys_and_shapes():
+    kw = _good(6)
+    for graded in (False, True):
+        out = core.rank_stats(kw["q"], kw["db"], kw["ql"], kw["dbl"], 64,
+                              np.zeros(0, np.int64), 0, graded, 3, 1)
+        expect = {"hist_all", "hist_rel", "ap_sum", "rel_at", "ap_sum_at", "ap_first"}
+        if graded:
+            expect |= {"gain_at", "dcg_at", "gain_hist"}
+        assert set(out) == expect
+        assert out["rel_at"].shape == (3, 0) and out["hist_all"].shape == (3, 65)
+        if graded:
+            assert out["gain_hist"].shape == (3, 4)
+            assert (out["gain_hist"].sum(1) == 10).all()
+
+
+def test_info_functions():
+    assert core.simd_path() in ("avx512-vpopcntdq", "avx2", "popcnt", "scalar")
+    info = core.build_info()
+    assert info["simd_path"] == core.simd_path()
+    assert {"version", "compiler", "flags"} <= set(info)
+    assert "-march=native" not in info["flags"]
+
+
+# --- the tiled / compacting paths, which small oracle inputs never reach ----------------------
+
+def _tie_heavy(rng, n, nbits, distinct):
+    w = (nbits + 63) // 64
+    bits = rng.integers(0, 2, (distinct, nbits)).astype(bool)
+    rows = bits[rng.integers(0, distinct, n)]
+    out = np.zeros((n, w), np.uint64)
+    for j in range(nbits):
+        out[:, j // 64] |= rows[:, j].astype(np.uint64) << np.uint64(j % 64)
+    return out, rows
+
+
+@pytest.mark.parametrize("nbits, distinct", [(16, 40), (64, 5000), (130, 300)])
+def test_large_n_against_oracle(nbits, distinct):
+    rng = np.random.default_rng(nbits)
+    n = 21_000  # several database tiles for every width
+    db, dbb = _tie_heavy(rng, n, nbits, distinct)
+    q, qb = db[[3, 17, 20_500]].copy(), dbb[[3, 17, 20_500]]
+    ref = hamming_ref(qb, dbb)
+    assert np.array_equal(core.hamming(q, db, 2), ref)
+    for k in (1, 7, 500, 2_000, 2_624, 2_626, n):  # candidate path, its compaction, full path
+        d, i = core.topk(q, db, nbits, k, 2)
+        rd, ri = topk_ref(qb, dbb, k)
+        assert np.array_equal(d, rd) and np.array_equal(i, ri), k
+    for r in (0, 3, nbits // 3):
+        got = core.radius(q, db, nbits, r, 2)
+        want = radius_ref(qb, dbb, r)
+        assert all(np.array_equal(g, w) for g, w in zip(got, want)), r
+
+
+SIMD_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np
+    from hashkit import _core as core
+    rng = np.random.default_rng(7)
+    out = {"path": core.simd_path()}
+    for w in (1, 2, 3, 4, 9):
+        q = rng.integers(0, 2**63, (5, w), dtype=np.uint64)
+        db = rng.integers(0, 2**63, (9000, w), dtype=np.uint64)
+        db[::7] = db[0]
+        ql = rng.integers(0, 16, (5, 1), dtype=np.uint64)
+        dbl = rng.integers(0, 16, (9000, 1), dtype=np.uint64)
+        nb = 64 * w - 1
+        q[:, -1] &= np.uint64(2**63 - 1); db[:, -1] &= np.uint64(2**63 - 1)
+        r = core.rank_stats(q, db, ql, dbl, nb, np.array([10, 100], np.int64), 5, True, 4, 2)
+        out[w] = [core.hamming(q, db, 2), *core.topk(q, db, nb, 50, 2), *core.radius(q, db, nb, nb // 3, 2),
+                  *[r[k] for k in sorted(r)]]
+    np.save(sys.argv[1], np.array([out], dtype=object), allow_pickle=True)
+""")
+
+
+def test_every_simd_path_gives_identical_results(tmp_path):
+    best = core.simd_path()
+    order = ["scalar", "popcnt", "avx2", "avx512-vpopcntdq"]
+    paths = order[: order.index(best) + 1]
+    results = {}
+    for path in paths:
+        f = tmp_path / f"{path}.npy"
+        env = dict(os.environ, HASHKIT_SIMD=path)
+        # run outside the source tree so an installed build is what gets imported
+        subprocess.run([sys.executable, "-c", SIMD_SCRIPT, str(f)], check=True, env=env,
+                       cwd=tmp_path)
+        results[path] = np.load(f, allow_pickle=True)[0]
+        assert results[path]["path"] == path
+    ref = results[paths[0]]
+    for path in paths[1:]:
+        for w in (1, 2, 3, 4, 9):
+            for a, b in zip(ref[w], results[path][w]):
+                assert a.dtype == b.dtype and np.array_equal(a, b), (path, w)
