@@ -1,0 +1,157 @@
+"""UGACH: the policy-gradient step, the discriminator's hinge, the correlation graph, and that
+training never reads labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hashkit.methods.base import TrainData
+from hashkit.methods.ugach import (UGACH, TwoBranch, correlation_graph, generator_logits,
+                                   policy_gradient_loss, triplet_hinge)
+
+
+def test_triplet_hinge_by_hand():
+    hq = torch.tensor([[1.0, 0.0]])
+    hp = torch.tensor([[1.0, 1.0]])    # ||q - p||^2 = 1
+    hn = torch.tensor([[0.0, 0.0]])    # ||q - n||^2 = 1
+    assert float(triplet_hinge(hq, hp, hn, 0.5)) == pytest.approx(0.5)
+    hn = torch.tensor([[-1.0, 1.0]])   # ||q - n||^2 = 5
+    assert float(triplet_hinge(hq, hp, hn, 0.5)) == 0.0
+
+
+def test_generator_logits_are_negative_squared_distances():
+    rng = np.random.default_rng(0)
+    hq, hc = rng.random((3, 5)), rng.random((4, 5))
+    expect = -((hq[:, None, :] - hc[None, :, :]) ** 2).sum(-1)
+    got = generator_logits(torch.tensor(hq), torch.tensor(hc)).numpy()
+    np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_policy_gradient_moves_log_probability_with_the_advantage(sign):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    g = TwoBranch(6, 5, 8, 16).double()
+    q = torch.tensor(rng.normal(size=(1, 6)))
+    cand = torch.tensor(rng.normal(size=(7, 5)))
+    sampled = torch.tensor([[3]])
+
+    def logp():
+        with torch.no_grad():
+            return float(torch.log_softmax(generator_logits(g.img(q), g.txt(cand)), 1)[0, 3])
+
+    before = logp()
+    opt = torch.optim.SGD(g.parameters(), lr=0.05)
+    loss = policy_gradient_loss(generator_logits(g.img(q), g.txt(cand)), sampled, torch.tensor([[sign]]))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    after = logp()
+    assert (after - before) * sign > 0
+
+
+def test_policy_gradient_two_samples_opposite_advantages():
+    torch.manual_seed(2)
+    rng = np.random.default_rng(3)
+    g = TwoBranch(4, 4, 8, 16).double()
+    q = torch.tensor(rng.normal(size=(1, 4)))
+    cand = torch.tensor(rng.normal(size=(6, 4)))
+    sampled = torch.tensor([[1, 4]])
+    adv = torch.tensor([[0.7, -0.7]])    # reward minus the mean reward (pg_baseline="mean")
+
+    def logps():
+        with torch.no_grad():
+            return torch.log_softmax(generator_logits(g.img(q), g.txt(cand)), 1)[0, [1, 4]]
+
+    before = logps()
+    opt = torch.optim.SGD(g.parameters(), lr=0.05)
+    opt.zero_grad()
+    policy_gradient_loss(generator_logits(g.img(q), g.txt(cand)), sampled, adv).backward()
+    opt.step()
+    after = logps()
+    # to first order the step raises log p(1) - log p(4) (softmax couples the two)
+    assert after[0] - after[1] > before[0] - before[1]
+
+
+def test_correlation_graph_is_image_then_text_neighbours():
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 4, size=(40, 3)).astype(np.float32)
+    txt = rng.integers(0, 4, size=(40, 5)).astype(np.float32)
+    g = correlation_graph(img, txt, knn=3, method="exact")
+    assert g.shape == (40, 6)
+    for x, cols in ((img, slice(0, 3)), (txt, slice(3, 6))):
+        for i in range(40):
+            d = ((x.astype(np.float64) - x[i]) ** 2).sum(1)
+            order = [j for j in np.argsort(d, kind="stable") if j != i][:3]
+            assert g[i, cols].tolist() == order
+
+
+class _NoLabels(TrainData):
+    """Training data whose labels raise: an unsupervised method must never touch them."""
+
+    @property
+    def labels(self):
+        raise AssertionError("UGACH read the labels")
+
+    @labels.setter
+    def labels(self, value):
+        pass
+
+    def label_batch(self, idx=None):
+        raise AssertionError("UGACH read the labels")
+
+    def similarity(self, idx_a=None, idx_b=None):
+        raise AssertionError("UGACH read the labels")
+
+
+def _train(seed=0, n=40):
+    rng = np.random.default_rng(seed)
+    cls = rng.integers(0, 3, n)
+    img = rng.normal(size=(3, 8))[cls] + 0.3 * rng.normal(size=(n, 8))
+    txt = rng.normal(size=(3, 6))[cls] + 0.3 * rng.normal(size=(n, 6))
+    return _NoLabels(img.astype(np.float32), txt.astype(np.float32), np.zeros((n, 3), np.uint8))
+
+
+SMALL = {"epochs": 2, "pretrain_epochs": 1, "hidden": 16, "batch_size": 16, "candidates": 10, "knn": 2}
+
+
+def test_every_phase_runs_without_labels():
+    torch.manual_seed(0)
+    train = _train()
+    m = UGACH(8, 8, 6, 3, config=SMALL)
+    assert not UGACH.supervised
+    m.rng = np.random.default_rng(0)
+    m.setup(train)
+    assert m.graph.shape == (40, 5)                   # the pair itself + 2 image + 2 text neighbours
+    np.testing.assert_array_equal(m.graph[:, 0], np.arange(40))
+    for epoch in range(2):
+        m.begin_epoch(epoch, train)
+        phases = {b[0] for b in m.batches(epoch, train)}
+        assert phases == ({"pre"} if epoch == 0 else {"d", "g"})
+        for batch in m.batches(epoch, train):
+            out = m.train_step(batch, epoch, train)
+            assert all(np.isfinite(v) for v in out.values())
+    assert m.opt_d.param_groups[0]["lr"] == m.config["adv_lr"]
+    with torch.no_grad():
+        codes = m.encode_images(train.images)
+    assert codes.shape == (40, 8) and float(codes.abs().max()) <= 0.5
+
+
+def test_pretraining_lowers_the_hinge_on_graph_neighbours():
+    torch.manual_seed(1)
+    train = _train(1)
+    m = UGACH(8, 8, 6, 3, config={**SMALL, "pretrain_epochs": 20, "epochs": 20})
+    m.rng = np.random.default_rng(1)
+    m.setup(train)
+    losses = []
+    for epoch in range(20):
+        m.begin_epoch(epoch, train)
+        losses += [m.train_step(b, epoch, train)["d_loss"] for b in m.batches(epoch, train)]
+    assert np.mean(losses[-6:]) < np.mean(losses[:6])
+
+
+def test_raw_pixels_are_rejected():
+    with pytest.raises(ValueError, match="image_dim: UGACH takes image features"):
+        UGACH(8, None, 6, 3, config=SMALL)
