@@ -453,6 +453,32 @@ class Trainer:
         return res
 
     # ------------------------------------------------------------ the loop
+    def run_epoch(self, epoch: int, bar=None) -> dict:
+        """One epoch of training (``begin_epoch``, every ``train_step``, ``end_epoch``).
+
+        No validation and no checkpoint (:meth:`fit` adds those). Returns the epoch record:
+        ``epoch`` (1-based), ``steps``, the mean of each scalar ``train_step`` returned, what
+        ``end_epoch`` returned, and ``seconds``. Call :meth:`prepare` first.
+        """
+        method, train = self.prepare(), self.train_data
+        t0 = time.perf_counter()
+        method.train_mode(True)
+        method.begin_epoch(epoch, train)
+        sums: dict[str, float] = {}
+        steps = 0
+        for batch in method.batches(epoch, train):
+            out = method.train_step(batch, epoch, train) or {}
+            steps += 1
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if bar is not None and out:
+                bar.set_postfix({k: f"{float(v):.4g}" for k, v in out.items()}, refresh=steps % 20 == 0)
+        record = {"epoch": epoch + 1, "steps": steps}
+        record.update({k: v / max(steps, 1) for k, v in sums.items()})
+        record.update({k: float(v) for k, v in (method.end_epoch(epoch, train) or {}).items()})
+        record["seconds"] = time.perf_counter() - t0
+        return record
+
     def fit(self, stop_after_epochs: int | None = None) -> dict:
         """Train (or resume) to the last epoch, then evaluate on the test queries once.
 
@@ -468,8 +494,9 @@ class Trainer:
             ``map_i2t``, ``map_t2i`` (test MAP over the full ranking), ``method``, ``dataset``,
             ``nbits``, ``seed``, ``seconds_per_epoch``; ``{"stopped_at_epoch": e}`` when stopped.
         """
-        method = self.prepare()
-        train = self.train_data
+        self.prepare()
+        if stop_after_epochs is not None and self.start_epoch >= stop_after_epochs:
+            return {"stopped_at_epoch": self.start_epoch}
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -477,27 +504,9 @@ class Trainer:
             bar = tqdm(total=self.epochs, initial=self.start_epoch, unit="epoch", dynamic_ncols=True,
                        desc=f"{self.method_cls.name} {self.nbits}b", file=sys.stderr)
         epoch_times = []
-        if stop_after_epochs is not None and self.start_epoch >= stop_after_epochs:
-            return {"stopped_at_epoch": self.start_epoch}
         try:
             for epoch in range(self.start_epoch, self.epochs):
-                t0 = time.perf_counter()
-                method.train_mode(True)
-                method.begin_epoch(epoch, train)
-                sums: dict[str, float] = {}
-                steps = 0
-                for batch in method.batches(epoch, train):
-                    out = method.train_step(batch, epoch, train) or {}
-                    steps += 1
-                    for k, v in out.items():
-                        sums[k] = sums.get(k, 0.0) + float(v)
-                    if bar is not None and out:
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in out.items()}, refresh=False)
-                        bar.refresh() if steps % 20 == 0 else None
-                record = {"epoch": epoch + 1, "steps": steps}
-                record.update({k: v / max(steps, 1) for k, v in sums.items()})
-                record.update({k: float(v) for k, v in (method.end_epoch(epoch, train) or {}).items()})
-                record["seconds"] = time.perf_counter() - t0
+                record = self.run_epoch(epoch, bar)
                 epoch_times.append(record["seconds"])
                 if self.eval_every and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs):
                     record.update(self.validate())
@@ -661,6 +670,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--split-seed", type=int, default=0, help="dataset split seed (default 0)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
     parser.add_argument("--eval-every", type=int, default=None,
                         help="validate every N epochs on the validation split (0 = never)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -677,6 +688,12 @@ def _print_table(rows: Sequence[Mapping], file=None) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """``hashkit train``: one sub-run per code length, then the test MAP table. Returns 0."""
+    if getattr(args, "threads", None):
+        import torch
+
+        from ._validate import check_positive_int
+
+        torch.set_num_threads(check_positive_int(args.threads, "--threads"))
     overrides = _parse_kv(args.set, "--set")
     for key, val in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)):
         if val is not None:
