@@ -384,7 +384,9 @@ class Trainer:
         state = torch.load(path, map_location=self.device, weights_only=False)
         saved = json.loads(json.dumps(state["run_config"], default=_json_default))
         mine = json.loads(json.dumps(cfg, default=_json_default))
-        diff = sorted(k for k in set(saved) | set(mine) if k != "device" and saved.get(k) != mine.get(k))
+        # Device and validation frequency may change between attempts; nothing else may.
+        diff = sorted(k for k in set(saved) | set(mine)
+                      if k not in ("device", "eval_every") and saved.get(k) != mine.get(k))
         if diff:
             raise ValueError(f"resume: the checkpoint {path} was made with a different configuration "
                              f"({', '.join(f'{k}: {saved.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
