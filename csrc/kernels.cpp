@@ -186,6 +186,46 @@ void topk_select(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int3
     });
 }
 
+// Histogram of distances (clamped to nbits) through kCopies interleaved partial counters, so
+// that neighbours at the same distance do not serialise on one counter; folded into h.
+template <class DistT>
+void count_dist(const DistT* __restrict d, int64_t n, int64_t nbits, int64_t* __restrict part,
+                int64_t* __restrict h) {
+    const int64_t nb = nbits, nb1 = nbits + 1;
+    std::fill(part, part + 4 * nb1, 0);
+    int64_t* __restrict p0 = part;
+    int64_t* __restrict p1 = part + nb1;
+    int64_t* __restrict p2 = part + 2 * nb1;
+    int64_t* __restrict p3 = part + 3 * nb1;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        ++p0[std::min<int64_t>(d[j], nb)];
+        ++p1[std::min<int64_t>(d[j + 1], nb)];
+        ++p2[std::min<int64_t>(d[j + 2], nb)];
+        ++p3[std::min<int64_t>(d[j + 3], nb)];
+    }
+    for (; j < n; ++j) ++p0[std::min<int64_t>(d[j], nb)];
+    for (int64_t x = 0; x < nb1; ++x) h[x] = p0[x] + p1[x] + p2[x] + p3[x];
+}
+
+// Places the items of one query at their final positions, in index order: all items closer
+// than t, then the first `take` at distance t. Only indices are scattered; the distances are
+// runs of equal values, written afterwards by the caller.
+template <class DistT>
+void place_indices(const DistT* __restrict d, int64_t n, int64_t nbits, int64_t t, int64_t take,
+                   int64_t* __restrict off, int64_t* __restrict oi) {
+    const int64_t nb = nbits;
+    for (int64_t j = 0; j < n; ++j) {
+        const int64_t dd = std::min<int64_t>(d[j], nb);
+        if (dd < t) {
+            oi[off[dd]++] = j;
+        } else if (dd == t && take > 0) {
+            --take;
+            oi[off[dd]++] = j;
+        }
+    }
+}
+
 // Large k (up to a full ranking): distances of a query into an O(N) buffer plus their
 // histogram, then one walk in index order placing every kept item at its final position.
 template <class DistT>
@@ -196,10 +236,10 @@ void topk_full(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_
     const int64_t W = q.w, N = db.n;
     run_blocks(q.n, nthreads, [&]() {
         return [&, buf = std::vector<DistT>(N), h = std::vector<int64_t>(nbits + 1),
+                part = std::vector<int64_t>(4 * (nbits + 1)),
                 off = std::vector<int64_t>(nbits + 1)](int64_t i) mutable {
             dist(q.data + i * W, db.data, N, W, buf.data());
-            std::fill(h.begin(), h.end(), 0);
-            for (int64_t j = 0; j < N; ++j) ++h[std::min<int64_t>(buf[j], nbits)];
+            count_dist(buf.data(), N, nbits, part.data(), h.data());
             int64_t cum = 0, t = nbits;
             for (int64_t x = 0; x <= nbits; ++x) {
                 off[x] = cum;
@@ -209,16 +249,15 @@ void topk_full(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_
                     break;
                 }
             }
-            int64_t take = k - off[t];
+            const int64_t take = k - off[t];
             int32_t* od = out_d + i * k;
-            int64_t* oi = out_i + i * k;
-            for (int64_t j = 0; j < N; ++j) {
-                const int64_t dd = std::min<int64_t>(buf[j], nbits);
-                if (dd < t || (dd == t && take-- > 0)) {
-                    const int64_t o = off[dd]++;
-                    od[o] = static_cast<int32_t>(dd);
-                    oi[o] = j;
-                }
+            place_indices(buf.data(), N, nbits, t, take, off.data(), out_i + i * k);
+            // off[x] now ends distance x's run (t's run ends at k).
+            int64_t from = 0;
+            for (int64_t x = 0; x <= t; ++x) {
+                const int64_t to = x == t ? k : off[x];
+                std::fill(od + from, od + to, static_cast<int32_t>(x));
+                from = to;
             }
         };
     });
