@@ -1,0 +1,37 @@
+"""Shared options for the kernel benchmarks (benchmarks/test_bench_kernels.py).
+
+Benchmarks are off by default (``--benchmark-disable`` in addopts); run them with
+``--benchmark-enable``. Options:
+
+- ``--bench-threads N``: threads for hashkit and for FAISS (``faiss.omp_set_num_threads``);
+  default 2, the size of the reference machine.
+- ``--bench-full``: the full grid (N = 200k and 1M x 16/32/64/128 bits, more queries). The
+  default grid is small enough for a few minutes on 2 cores.
+
+FAISS runs on OpenMP. Its worker threads spin after every parallel region by default, which on
+a machine shared with hashkit's own threads (and other users) slows whichever side runs next;
+``OMP_WAIT_POLICY=PASSIVE`` is set before FAISS is imported so both sides run on idle cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("hashkit benchmarks")
+    group.addoption("--bench-threads", type=int, default=2,
+                    help="threads for hashkit and the peer (default 2)")
+    group.addoption("--bench-full", action="store_true", default=False,
+                    help="run the full benchmark grid (N = 200k, 1M x 16/32/64/128 bits)")
+
+
+@pytest.fixture(scope="session")
+def bench_threads(request) -> int:
+    return request.config.getoption("--bench-threads")
+
+

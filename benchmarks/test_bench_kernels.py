@@ -1,0 +1,151 @@
+"""Kernel benchmarks: hashkit's C++ kernels against FAISS binary flat search, side by side.
+
+Off by default (``--benchmark-disable`` in addopts: without ``--benchmark-enable`` each case runs
+once, as a smoke test). Run and report::
+
+    python -m pytest benchmarks/test_bench_kernels.py --benchmark-enable \\
+        --benchmark-json=bench.json
+    python benchmarks/report.py bench.json
+
+Every benchmark sets ``extra_info["group"]`` (what is compared: operation, N, bits, Q) and
+``extra_info["impl"]`` (``"hashkit"`` or the peer); ``report.py`` prints peer time / hashkit
+time per group. Peers, all exact and all on the same thread count
+(``faiss.omp_set_num_threads``):
+
+- ``topk``: ``faiss.IndexBinaryFlat.search`` (k = 100, its default heap path);
+- ``radius``: ``IndexBinaryFlat.range_search`` with radius ``r + 1`` (FAISS's radius is strict),
+  at r = 2 and a wide radius (3/8 of the bits);
+- ``full``: the full ranking, k = N, against FAISS's counting path (``use_heap = False``).
+
+Each pair also checks that both sides agree (distances; counts for radius), so a fast wrong
+answer cannot pass. Data: clustered codes from a seeded generator (benchmarks/conftest.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+faiss = pytest.importorskip("faiss")
+core = pytest.importorskip("hashkit._core")
+
+# (N, nbits) cases; the default grid keeps a full run to a few minutes on 2 cores.
+DEFAULT = [(200_000, 16), (200_000, 64), (200_000, 128), (1_000_000, 64)]
+FULL = [(n, b) for n in (200_000, 1_000_000) for b in (16, 32, 64, 128)]
+# Queries per operation (kept small where the output is (Q, N) or a wide radius).
+QUERIES = {"topk": 200, "radius": 200, "radius-wide": 50, "full": {200_000: 20, 1_000_000: 5}}
+K = 100
+ROUNDS = 3
+
+_cache: dict = {}
+
+
+def clustered_codes(n_db: int, n_q: int, nbits: int, seed: int):
+    """Packed uint64 codes (db (n_db, W), queries (n_q, W)) with realistic neighbourhoods.
+
+    Random centres (one per 200 items), each code a centre with ~3% of its bits flipped, so that small radii and
+    top-k have real neighbours and ties (uniform random codes would have none within r = 2).
+    Queries are drawn the same way, not copied from the database. Seeded; one cached key.
+    """
+    key = (n_db, n_q, nbits, seed)
+    if key in _cache:
+        return _cache[key]
+    _cache.clear()
+    rng = np.random.default_rng(seed)
+    w = (nbits + 63) // 64
+    ncent = max(16, n_db // 200)
+    centres = rng.integers(0, 2**64, (ncent, w), dtype=np.uint64)
+
+    def draw(n):
+        codes = centres[rng.integers(0, ncent, n)]
+        flip = rng.integers(0, 2**64, (n, w), dtype=np.uint64)
+        for _ in range(4):  # AND of five random words: each bit flips with p = 1/32
+            flip &= rng.integers(0, 2**64, (n, w), dtype=np.uint64)
+        codes = codes ^ flip
+        if nbits % 64:
+            codes[:, -1] &= np.uint64((1 << (nbits % 64)) - 1)
+        return np.ascontiguousarray(codes)
+
+    _cache[key] = (draw(n_db), draw(n_q))
+    return _cache[key]
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        full = metafunc.config.getoption("--bench-full", default=False)
+        cases = FULL if full else DEFAULT
+        metafunc.parametrize("case", cases, ids=[f"N{n // 1000}k-{b}b" for n, b in cases])
+
+
+def _faiss_index(db, nbits, nthreads):
+    faiss.omp_set_num_threads(nthreads)
+    index = faiss.IndexBinaryFlat(db.shape[1] * 64)
+    index.add(db.view(np.uint8))
+    return index
+
+
+def _run(benchmark, fn, group, impl, **info):
+    benchmark.extra_info.update(group=group, impl=impl, **info)
+    return benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+
+
+def _data(case, nq):
+    n, nbits = case
+    db, q = clustered_codes(n, nq, nbits, seed=n + nbits)
+    return n, nbits, db, q
+
+
+def _group(op, n, nbits, nq, extra=""):
+    return f"{op}{extra}-N{n // 1000}k-{nbits}b-Q{nq}"
+
+
+# FAISS works on whole bytes of 64-bit words: the codes' padding bits are zero, so its distances
+# equal hashkit's for any nbits (16- and 32-bit codes are searched as 64-bit words by both).
+
+
+@pytest.mark.parametrize("impl", ["hashkit", "faiss"])
+def test_topk(benchmark, case, impl, bench_threads):
+    n, nbits, db, q = _data(case, QUERIES["topk"])
+    group = _group("topk", n, nbits, len(q), f"{K}")
+    if impl == "hashkit":
+        d, _ = _run(benchmark, lambda: core.topk(q, db, nbits, K, bench_threads), group, "hashkit",
+                    threads=bench_threads)
+    else:
+        index = _faiss_index(db, nbits, bench_threads)
+        d, _ = _run(benchmark, lambda: index.search(q.view(np.uint8), K), group,
+                    "faiss IndexBinaryFlat (heap)", threads=bench_threads)
+    assert np.array_equal(d, core.topk(q, db, nbits, K, bench_threads)[0])
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["r2", "wide"])
+@pytest.mark.parametrize("impl", ["hashkit", "faiss"])
+def test_radius(benchmark, case, impl, wide, bench_threads):
+    n, nbits, db, q = _data(case, QUERIES["radius-wide" if wide else "radius"])
+    r = 3 * nbits // 8 if wide else 2
+    group = _group("radius", n, nbits, len(q), f"-r{r}")
+    if impl == "hashkit":
+        lims = _run(benchmark, lambda: core.radius(q, db, nbits, r, bench_threads), group,
+                    "hashkit", r=r, threads=bench_threads)[0]
+    else:
+        index = _faiss_index(db, nbits, bench_threads)
+        lims = _run(benchmark, lambda: index.range_search(q.view(np.uint8), r + 1), group,
+                    "faiss range_search", r=r, threads=bench_threads)[0]
+    benchmark.extra_info["results"] = int(lims[-1])
+    assert np.array_equal(np.diff(lims), np.diff(core.radius(q, db, nbits, r, bench_threads)[0]))
+
+
+@pytest.mark.parametrize("impl", ["hashkit", "faiss"])
+def test_full_ranking(benchmark, case, impl, bench_threads):
+    n = case[0]
+    n, nbits, db, q = _data(case, QUERIES["full"][n])
+    group = _group("full", n, nbits, len(q))
+    if impl == "hashkit":
+        d, i = _run(benchmark, lambda: core.topk(q, db, nbits, n, bench_threads), group, "hashkit",
+                    threads=bench_threads)
+    else:
+        index = _faiss_index(db, nbits, bench_threads)
+        index.use_heap = False
+        d, i = _run(benchmark, lambda: index.search(q.view(np.uint8), n), group,
+                    "faiss IndexBinaryFlat (counting)", threads=bench_threads)
+    hd, hi = core.topk(q, db, nbits, n, bench_threads)
+    assert np.array_equal(d, hd) and np.array_equal(i, hi)
