@@ -57,10 +57,24 @@ def _popcount(x):
 
 
 def _distance(q, qi, db, i):
+    # The word count is loop-invariant in every caller: spelling out W = 1 and 2 lets LLVM unswitch
+    # the item loop and vectorise it (4-8x faster at W = 1 than the generic word loop).
+    w = q.shape[1]
+    if w == 1:
+        return _popcount(q[qi, 0] ^ db[i, 0])
+    if w == 2:
+        return _popcount(q[qi, 0] ^ db[i, 0]) + _popcount(q[qi, 1] ^ db[i, 1])
     d = np.int64(0)
-    for w in range(q.shape[1]):
-        d += _popcount(q[qi, w] ^ db[i, w])
+    for k in range(w):
+        d += _popcount(q[qi, k] ^ db[i, k])
     return d
+
+
+# Items per block in the selecting kernels: a block is first scanned by a tight loop of pure
+# reductions (which LLVM vectorises; storing the distances would stop it), and only a block with
+# a match is walked again, item by item. The scan is spelled out in each kernel because a call
+# per block (Numba does not inline it) costs more than the scan.
+_BLOCK = 1024
 
 
 def _shared_labels(ql, qi, dbl, i):
@@ -128,45 +142,144 @@ def _topk_kernel(q, db, nbits, k, nchunk, out_d, out_i, bad):
                     out_i[qi, p] = i
 
 
+def _topk_select_kernel(q, db, nbits, k, cap, nchunk, out_d, out_i, bad):
+    """Top-k for small k in one pass: an online counting selection with a falling threshold.
+
+    An item arriving in index order with distance d is among the first k of the items seen so
+    far iff fewer than k admitted items have distance <= d. With t = the smallest distance such
+    that k admitted items lie at or below it, that is "admit iff d < t"; ``below`` counts the
+    admitted items closer than t (always < k). Admitted items push out none: the candidate list
+    is compacted to the current top k when it fills up, and counting-sorted by distance at the end.
+    """
+    nq = q.shape[0]
+    n = db.shape[0]
+    for c in prange(nchunk):
+        h = np.empty(nbits + 2, np.int64)
+        cand_i = np.empty(cap, np.int64)
+        cand_d = np.empty(cap, np.int32)
+        for qi in range(c * nq // nchunk, (c + 1) * nq // nchunk):
+            h[:] = 0
+            t = nbits + 1
+            below = 0
+            m = 0
+            dmax = 0
+            for b0 in range(0, n, _BLOCK):
+                b1 = min(n, b0 + _BLOCK)
+                hits = 0
+                for i in range(b0, b1):
+                    d = _distance(q, qi, db, i)
+                    hits += d < t
+                    dmax = max(dmax, d)
+                if hits == 0:
+                    continue
+                for i in range(b0, b1):
+                    d = _distance(q, qi, db, i)
+                    if d >= t:
+                        continue
+                    h[d] += 1
+                    cand_i[m] = i
+                    cand_d[m] = d
+                    m += 1
+                    below += 1
+                    while below >= k:
+                        t -= 1
+                        below -= h[t]
+                    if m == cap:
+                        m = _topk_compact(cand_i, cand_d, m, h, t, k - below)
+            if dmax > nbits:
+                bad[qi] = 1
+            m = _topk_compact(cand_i, cand_d, m, h, t, k - below)
+            # h now counts exactly the k survivors (in index order): a stable counting sort.
+            cum = 0
+            for d in range(t + 1):
+                x = h[d]
+                h[d] = cum
+                cum += x
+            for j in range(m):
+                d = cand_d[j]
+                p = h[d]
+                h[d] = p + 1
+                out_d[qi, p] = d
+                out_i[qi, p] = cand_i[j]
+
+
+def _topk_compact(cand_i, cand_d, m, h, t, take):
+    # Keep every candidate closer than t and the first `take` at distance t, in index order.
+    o = 0
+    for j in range(m):
+        d = cand_d[j]
+        if d < t or (d == t and take > 0):
+            if d == t:
+                take -= 1
+            cand_i[o] = cand_i[j]
+            cand_d[o] = d
+            o += 1
+    h[:] = 0
+    for j in range(o):
+        h[cand_d[j]] += 1
+    return o
+
+
 def _radius_count_kernel(q, db, nbits, r, counts, bad):
     nq = q.shape[0]
     n = db.shape[0]
     for qi in prange(nq):
+        # Branch-free reductions so that LLVM can vectorise the loop.
         m = 0
+        dmax = 0
         for i in range(n):
             d = _distance(q, qi, db, i)
-            if d > nbits:
-                bad[qi] = 1
-            if d <= r:
-                m += 1
+            dmax = max(dmax, d)
+            m += d <= r
         counts[qi] = m
+        if dmax > nbits:
+            bad[qi] = 1
 
 
 def _radius_fill_kernel(q, db, r, nchunk, lims, out_i, out_d):
+    # Matches are written in index order into the query's output slice (the branch is rarely
+    # taken, so the distance loop stays fast), then stably counting-sorted by distance in place.
     nq = q.shape[0]
     n = db.shape[0]
     for c in prange(nchunk):
-        dist = np.empty(n, np.int32)
+        lo = c * nq // nchunk
+        hi = (c + 1) * nq // nchunk
+        most = 0
+        for qi in range(lo, hi):
+            most = max(most, lims[qi + 1] - lims[qi])
+        tmp_i = np.empty(most, np.int64)
+        tmp_d = np.empty(most, np.int32)
         start = np.empty(r + 1, np.int64)
-        for qi in range(c * nq // nchunk, (c + 1) * nq // nchunk):
+        for qi in range(lo, hi):
+            base = lims[qi]
+            m = 0
+            for b0 in range(0, n, _BLOCK):
+                b1 = min(n, b0 + _BLOCK)
+                hits = 0
+                for i in range(b0, b1):
+                    hits += _distance(q, qi, db, i) <= r
+                if hits == 0:
+                    continue
+                for i in range(b0, b1):
+                    d = _distance(q, qi, db, i)
+                    if d <= r:
+                        tmp_i[m] = i
+                        tmp_d[m] = d
+                        m += 1
             start[:] = 0
-            for i in range(n):
-                d = _distance(q, qi, db, i)
-                dist[i] = d
-                if d <= r:
-                    start[d] += 1
-            cum = lims[qi]
+            for j in range(m):
+                start[tmp_d[j]] += 1
+            cum = base
             for d in range(r + 1):
                 h = start[d]
                 start[d] = cum
                 cum += h
-            for i in range(n):
-                d = dist[i]
-                if d <= r:
-                    p = start[d]
-                    start[d] = p + 1
-                    out_i[p] = i
-                    out_d[p] = d
+            for j in range(m):
+                d = tmp_d[j]
+                p = start[d]
+                start[d] = p + 1
+                out_i[p] = tmp_i[j]
+                out_d[p] = d
 
 
 def _hist_kernel(q, db, ql, dbl, nbits, hist_all, hist_rel, bad):
@@ -292,8 +405,9 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
                     dcg_at[qi, cc] = s_dcg
 
 
-_HELPERS = ("_popcount", "_distance", "_shared_labels", "_bucket")
-_KERNELS = ("_hamming_kernel", "_topk_kernel", "_radius_count_kernel", "_radius_fill_kernel",
+_HELPERS = ("_popcount", "_distance", "_shared_labels", "_bucket",
+            "_topk_compact")
+_KERNELS = ("_hamming_kernel", "_topk_kernel", "_topk_select_kernel", "_radius_count_kernel", "_radius_fill_kernel",
             "_hist_kernel", "_rank_stats_kernel")
 _lock = threading.Lock()
 _compiled: SimpleNamespace | None = None
@@ -444,6 +558,13 @@ def hamming(q, db, nthreads=0):
     return out
 
 
+# topk: the one-pass selection (_topk_select_kernel) while k <= N / ratio, else distances into an
+# O(N) buffer and one placing walk (_topk_kernel). The candidate list holds 2k + spare items
+# between compactions; tests set the spare to 0 to make compactions frequent.
+_TOPK_SELECT_RATIO = 8
+_TOPK_SPARE = 4096
+
+
 def topk(q, db, nbits, k, nthreads=0):
     """The ``k`` nearest database items per query, ordered by (distance, index).
 
@@ -470,7 +591,12 @@ def topk(q, db, nbits, k, nthreads=0):
     out_i = np.empty((q.shape[0], k), np.int64)
     bad = np.zeros(q.shape[0], np.uint8)
     with _threads(nthreads, q, db) as n:
-        jit._topk_kernel(q, db, nbits, k, _nchunk(q.shape[0], n), out_d, out_i, bad)
+        nchunk = _nchunk(q.shape[0], n)
+        if k * _TOPK_SELECT_RATIO <= db.shape[0]:
+            cap = min(db.shape[0], 2 * k + _TOPK_SPARE)
+            jit._topk_select_kernel(q, db, nbits, k, cap, nchunk, out_d, out_i, bad)
+        else:
+            jit._topk_kernel(q, db, nbits, k, nchunk, out_d, out_i, bad)
     _raise_if_bad(bad)
     return out_d, out_i
 

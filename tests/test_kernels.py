@@ -117,6 +117,25 @@ def test_topk_matches_oracle(backend, nbits, kind, nthreads):
             np.testing.assert_array_equal(idx, want_i)
 
 
+@pytest.mark.parametrize("path", ["select", "full"])
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("nbits", [7, 16, 65])
+def test_numba_topk_paths_match_oracle(monkeypatch, nbits, kind, path):
+    # Numba's topk has two paths (one-pass selection for small k, buffer + walk otherwise);
+    # force each on every k, with the selection's candidate list compacting as often as it can.
+    from hashkit import _numba
+
+    monkeypatch.setattr(_numba, "_TOPK_SELECT_RATIO", 1 if path == "select" else 10**9)
+    monkeypatch.setattr(_numba, "_TOPK_SPARE", 0)
+    rng = np.random.default_rng(seed_of("topk-paths", nbits, kind, path))
+    qw, qb, dw, db = codes(rng, 6, 2500, nbits, kind)
+    for k in (1, 2, 5, 37, 1000, 2499, 2500):
+        dist, idx = _numba.topk(qw, dw, nbits, k, 2)
+        want_d, want_i = topk_ref(qb, db, k)
+        np.testing.assert_array_equal(dist, want_d)
+        np.testing.assert_array_equal(idx, want_i)
+
+
 @pytest.mark.parametrize("nthreads", THREADS)
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("nbits", NBITS)
