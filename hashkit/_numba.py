@@ -282,20 +282,50 @@ def _radius_fill_kernel(q, db, r, nchunk, lims, out_i, out_d):
                 out_d[p] = d
 
 
+def _relevant(ql, qi, dbl, i):
+    lw = ql.shape[1]
+    if lw == 1:
+        return (ql[qi, 0] & dbl[i, 0]) != _U0
+    for w in range(lw):
+        if (ql[qi, w] & dbl[i, w]) != _U0:
+            return True
+    return False
+
+
 def _hist_kernel(q, db, ql, dbl, nbits, hist_all, hist_rel, bad):
+    # Four interleaved sub-histograms indexed by 2 * distance + relevant: consecutive items rarely
+    # hit the same counter, so increments do not wait on each other through memory.
     nq = q.shape[0]
     n = db.shape[0]
+    width = 2 * (nbits + 1)
     for qi in prange(nq):
-        for i in range(n):
+        h = np.zeros(4 * width, np.int64)
+        dmax = 0
+        n4 = n - n % 4
+        for i in range(0, n4, 4):
+            d0 = _distance(q, qi, db, i)
+            d1 = _distance(q, qi, db, i + 1)
+            d2 = _distance(q, qi, db, i + 2)
+            d3 = _distance(q, qi, db, i + 3)
+            dmax = max(dmax, max(max(d0, d1), max(d2, d3)))
+            h[2 * min(d0, nbits) + _relevant(ql, qi, dbl, i)] += 1
+            h[width + 2 * min(d1, nbits) + _relevant(ql, qi, dbl, i + 1)] += 1
+            h[2 * width + 2 * min(d2, nbits) + _relevant(ql, qi, dbl, i + 2)] += 1
+            h[3 * width + 2 * min(d3, nbits) + _relevant(ql, qi, dbl, i + 3)] += 1
+        for i in range(n4, n):
             d = _distance(q, qi, db, i)
-            if d > nbits:
-                bad[qi] = 1
-                d = nbits
-            hist_all[qi, d] += 1
-            for w in range(ql.shape[1]):
-                if (ql[qi, w] & dbl[i, w]) != _U0:
-                    hist_rel[qi, d] += 1
-                    break
+            dmax = max(dmax, d)
+            h[2 * min(d, nbits) + _relevant(ql, qi, dbl, i)] += 1
+        if dmax > nbits:
+            bad[qi] = 1
+        for d in range(nbits + 1):
+            a = 0
+            r = 0
+            for part in range(4):
+                a += h[part * width + 2 * d] + h[part * width + 2 * d + 1]
+                r += h[part * width + 2 * d + 1]
+            hist_all[qi, d] = a
+            hist_rel[qi, d] = r
 
 
 def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
@@ -405,7 +435,7 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
                     dcg_at[qi, cc] = s_dcg
 
 
-_HELPERS = ("_popcount", "_distance", "_shared_labels", "_bucket",
+_HELPERS = ("_popcount", "_distance", "_shared_labels", "_relevant", "_bucket",
             "_topk_compact")
 _KERNELS = ("_hamming_kernel", "_topk_kernel", "_topk_select_kernel", "_radius_count_kernel", "_radius_fill_kernel",
             "_hist_kernel", "_rank_stats_kernel")
