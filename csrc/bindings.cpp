@@ -242,6 +242,10 @@ py::dict py_rank_stats(py::handle q_, py::handle db_, py::handle ql_, py::handle
     LabelledArgs a;
     take_labelled(a, q_, db_, ql_, dbl_, nbits_);
     const int64_t N = a.db.n, Q = a.q.n;
+    if (N >= (int64_t{1} << 32)) {
+        throw py::value_error("db: rank_stats supports fewer than 2^32 database items, got " +
+                              std::to_string(N));
+    }
     I64 cut = take_array<int64_t>(cutoffs_, "cutoffs", 1, "cut-off positions, shape (C,)");
     const int64_t C = cut.shape(0);
     const int64_t* c = cut.data();

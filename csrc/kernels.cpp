@@ -386,56 +386,48 @@ void fold_pairs(const int64_t* h, int64_t nb1, int64_t* hist_all, int64_t* hist_
     }
 }
 
-// Pass 2 of rank_stats on one tile, in index order: every item takes the next position at its
-// distance; the relevant ones are compacted (position, relevant rank, gain), branch-free.
-// kInterleave queries can be walked together (independent counter chains); on the Zen-class
-// machine we measure on, 1 was fastest (2.1 vs 2.3 ns/item with 4), the loop being bound by
-// its loads/stores rather than by store-to-load latency.
-constexpr int64_t kInterleave = 1;
+// Pass 2 of rank_stats packs both running counters of a distance into one 64-bit word:
+// (relevant rank << 32) | position, both starting at the distance's offsets. One add per item
+// then yields the item's position and, when relevant, its relevant rank; a single store keeps
+// the packed value of each relevant item (branch-free compaction). Needs N < 2^32.
+constexpr uint64_t kLow32 = 0xffffffffULL;
 
 template <class DistT>
-struct PosArgs {
-    const DistT* d;
-    const uint8_t* rel;
-    const uint32_t* gain;  // nullptr unless graded
-    int64_t* start;
-    int64_t* rstart;
-    int64_t* pb;
-    int64_t* rb;
-    uint32_t* gb;
-    int64_t m;  // out: relevant items in this tile
-};
-
-template <class DistT, int G>
-void rank_positions_group(PosArgs<DistT>* a, int64_t n, int64_t nbits) {
+int64_t rank_positions(const DistT* __restrict d, const uint8_t* __restrict rel,
+                       const uint32_t* __restrict gain, int64_t n, int64_t nbits,
+                       uint64_t* __restrict ctr, uint64_t* __restrict pk, uint32_t* __restrict gb) {
     const int64_t nb = nbits;
-    int64_t m[G];
-    for (int g = 0; g < G; ++g) m[g] = 0;
-    const bool graded = a[0].gain != nullptr;
-    for (int64_t j = 0; j < n; ++j) {
-        for (int g = 0; g < G; ++g) {
-            const int64_t dd = std::min<int64_t>(a[g].d[j], nb);
-            const int64_t r = a[g].rel[j];
-            const int64_t pos = ++a[g].start[dd];
-            const int64_t rr = a[g].rstart[dd] + r;
-            a[g].rstart[dd] = rr;
-            a[g].pb[m[g]] = pos;
-            a[g].rb[m[g]] = rr;
-            if (graded) a[g].gb[m[g]] = a[g].gain[j];
-            m[g] += r;
+    int64_t m = 0;
+    if (gain) {
+        for (int64_t j = 0; j < n; ++j) {
+            const int64_t dd = std::min<int64_t>(d[j], nb);
+            const uint64_t r = rel[j];
+            const uint64_t v = ctr[dd] += 1 + (r << 32);
+            pk[m] = v;
+            gb[m] = gain[j];
+            m += static_cast<int64_t>(r);
+        }
+    } else {
+        for (int64_t j = 0; j < n; ++j) {
+            const int64_t dd = std::min<int64_t>(d[j], nb);
+            const uint64_t r = rel[j];
+            const uint64_t v = ctr[dd] += 1 + (r << 32);
+            pk[m] = v;
+            m += static_cast<int64_t>(r);
         }
     }
-    for (int g = 0; g < G; ++g) a[g].m = m[g];
+    return m;
 }
 
 // The AP sums in database-index order (the order hashkit/_numba.py uses, for bitwise equality).
-void add_in_order(const double* __restrict term, const int64_t* __restrict rr, int64_t m,
+void add_in_order(const double* __restrict term, const uint64_t* __restrict pk, int64_t m,
                   int64_t first_m, double* ap_io, double* apf_io) {
     double ap = *ap_io, apf = *apf_io;
+    const uint64_t fm = static_cast<uint64_t>(first_m);
     for (int64_t c = 0; c < m; ++c) {
         ap += term[c];
         // adding +0.0 leaves a non-negative sum bitwise unchanged
-        apf += rr[c] <= first_m ? term[c] : 0.0;
+        apf += (pk[c] >> 32) <= fm ? term[c] : 0.0;
     }
     *ap_io = ap;
     *apf_io = apf;
@@ -503,15 +495,14 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
     };
     run_blocks(nblocks, nthreads, [&]() {
         struct PerQuery {
-            std::vector<int64_t> start, rstart, rel_b, gain_b;
+            std::vector<uint64_t> ctr;  // packed (relevant rank << 32) | position per distance
+            std::vector<int64_t> rel_b, gain_b;
             std::vector<double> ap_b, dcg_b;
             double ap = 0.0, apf = 0.0;
         };
-        constexpr int64_t G = kInterleave;
-        return [&, dbuf = std::vector<DistT>(G * T), rbuf = std::vector<uint8_t>(G * T),
-                gbuf = std::vector<uint32_t>(graded ? G * T : 0), posb = std::vector<int64_t>(G * T),
-                rrb = std::vector<int64_t>(G * T), termb = std::vector<double>(G * T),
-                gainb = std::vector<uint32_t>(graded ? G * T : 0),
+        return [&, dbuf = std::vector<DistT>(T), rbuf = std::vector<uint8_t>(T),
+                gbuf = std::vector<uint32_t>(graded ? T : 0), pkb = std::vector<uint64_t>(T),
+                termb = std::vector<double>(T), gainb = std::vector<uint32_t>(graded ? T : 0),
                 h2 = std::vector<int64_t>(kQueryBlock * kCopies * 2 * nb1),
                 st = std::vector<PerQuery>(kQueryBlock)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
@@ -537,8 +528,7 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 fold_pairs(h2.data() + (i - q0) * kCopies * 2 * nb1, nb1, out.hist_all + i * nb1,
                            out.hist_rel + i * nb1);
                 PerQuery& s = st[i - q0];
-                s.start.resize(nb1);
-                s.rstart.resize(nb1);
+                s.ctr.resize(nb1);
                 s.rel_b.assign(C + 1, 0);
                 s.ap_b.assign(C + 1, 0.0);
                 s.gain_b.assign(graded ? C + 1 : 0, 0);
@@ -548,60 +538,42 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 const int64_t* hr = out.hist_rel + i * nb1;
                 int64_t cum = 0, rcum = 0;
                 for (int64_t x = 0; x < nb1; ++x) {
-                    s.start[x] = cum;
-                    s.rstart[x] = rcum;
+                    s.ctr[x] = static_cast<uint64_t>(cum) | (static_cast<uint64_t>(rcum) << 32);
                     cum += ha[x];
                     rcum += hr[x];
                 }
             }
             // Pass 2, in database-index order (the float sums follow this order exactly;
             // see hashkit/_numba.py): each item's stable position from the running counters.
-            // Split in three loops per tile so that only the unavoidable sequential float sums
-            // stay serial: (a) branch-free positions of the relevant items, (b) the divisions
+            // Three loops per tile, so that only the float sums that must stay in order are
+            // serial: (a) branch-free positions of the relevant items, (b) the divisions
             // (vectorised), (c) the sums in index order.
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
-                for (int64_t i0 = q0; i0 < q1; i0 += kInterleave) {
-                    const int64_t gn = std::min(kInterleave, q1 - i0);
-                    PosArgs<DistT> a[kInterleave];
-                    for (int64_t g = 0; g < gn; ++g) {
-                        DistT* db_ = dbuf.data() + g * T;
-                        uint8_t* rb_ = rbuf.data() + g * T;
-                        uint32_t* gb_ = graded ? gbuf.data() + g * T : nullptr;
-                        ev(i0 + g, j0, n, graded, db_, rb_, gb_);
-                        PerQuery& s = st[i0 + g - q0];
-                        a[g] = PosArgs<DistT>{db_, rb_, gb_, s.start.data(), s.rstart.data(),
-                                              posb.data() + g * T, rrb.data() + g * T,
-                                              gainb.data() + (graded ? g * T : 0), 0};
-                    }
-                    if (gn == kInterleave) {
-                        rank_positions_group<DistT, kInterleave>(a, n, nbits);
-                    } else {
-                        for (int64_t g = 0; g < gn; ++g) rank_positions_group<DistT, 1>(a + g, n, nbits);
-                    }
-                    for (int64_t g = 0; g < gn; ++g) {
-                        PerQuery& s = st[i0 + g - q0];
-                        const int64_t m = a[g].m;
-                        const int64_t* pb = a[g].pb;
-                        const int64_t* rb = a[g].rb;
-                        const uint32_t* gb = a[g].gb;
-                        double* tb = termb.data() + g * T;
-                        p.ratio(rb, pb, m, tb);
-                        add_in_order(tb, rb, m, first_m, &s.ap, &s.apf);
-                        if (C == 0) continue;
-                        // Only the (few) items ranked within the last cut-off reach a bucket.
-                        for (int64_t c = 0; c < m; ++c) {
-                            const int64_t pos = pb[c];
-                            if (pos > last_cut) continue;
-                            const int64_t bb = bucket_of(pos);
-                            ++s.rel_b[bb];
-                            s.ap_b[bb] += tb[c];
-                            if (graded) {
-                                const uint32_t gg = gb[c];
-                                s.gain_b[bb] += gg;
-                                s.dcg_b[bb] += static_cast<double>(gg) /
-                                               std::log2(static_cast<double>(pos) + 1.0);
-                            }
+                for (int64_t i = q0; i < q1; ++i) {
+                    ev(i, j0, n, graded, dbuf.data(), rbuf.data(), gbuf.data());
+                    PerQuery& s = st[i - q0];
+                    const uint64_t* pk = pkb.data();
+                    const uint32_t* gb = gainb.data();
+                    double* tb = termb.data();
+                    const int64_t m = rank_positions(dbuf.data(), rbuf.data(),
+                                                     graded ? gbuf.data() : nullptr, n, nbits,
+                                                     s.ctr.data(), pkb.data(), gainb.data());
+                    p.ratio(pk, m, tb);
+                    add_in_order(tb, pk, m, first_m, &s.ap, &s.apf);
+                    if (C == 0) continue;
+                    // Only the (few) items ranked within the last cut-off reach a bucket.
+                    for (int64_t c = 0; c < m; ++c) {
+                        const int64_t pos = static_cast<int64_t>(pk[c] & kLow32);
+                        if (pos > last_cut) continue;
+                        const int64_t bb = bucket_of(pos);
+                        ++s.rel_b[bb];
+                        s.ap_b[bb] += tb[c];
+                        if (graded) {
+                            const uint32_t gg = gb[c];
+                            s.gain_b[bb] += gg;
+                            s.dcg_b[bb] += static_cast<double>(gg) /
+                                           std::log2(static_cast<double>(pos) + 1.0);
                         }
                     }
                 }

@@ -23,9 +23,9 @@ using RelFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64
 // out[j] = popcount(ql & dbl[j]) over lw words.
 using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint32_t* out);
 
-// out[c] = double(num[c]) / double(den[c]): a correctly rounded IEEE division, so every path
-// gives the same bits.
-using RatioFn = void (*)(const int64_t* num, const int64_t* den, int64_t m, double* out);
+// out[c] = double(pk[c] >> 32) / double(pk[c] & 0xffffffff) (relevant rank / position, packed
+// by rank_stats): a correctly rounded IEEE division, so every path gives the same bits.
+using RatioFn = void (*)(const uint64_t* pk, int64_t m, double* out);
 
 struct Prims {
     Isa isa;

@@ -223,8 +223,11 @@ void gain_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint
     }
 }
 
-void ratio(const int64_t* num, const int64_t* den, int64_t m, double* out) {
-    for (int64_t c = 0; c < m; ++c) out[c] = static_cast<double>(num[c]) / static_cast<double>(den[c]);
+void ratio(const uint64_t* pk, int64_t m, double* out) {
+    for (int64_t c = 0; c < m; ++c) {
+        out[c] = static_cast<double>(static_cast<uint32_t>(pk[c] >> 32)) /
+                 static_cast<double>(static_cast<uint32_t>(pk[c]));
+    }
 }
 
 template <class OutT>
