@@ -10,8 +10,8 @@ module-level functions and compiled (``parallel=True, cache=True, nogil=True``) 
 call, so ``import hashkit`` does not pay for Numba and a broken Numba install shows up as a
 recorded backend failure at first use rather than an import error.
 
-Memory: only ``hamming`` returns a ``(Q, N)`` array. The other kernels keep one ``O(N)`` buffer per
-chunk of queries (chunks are processed by one thread each), never a ``(Q, N)`` one.
+Memory: only ``hamming`` returns a ``(Q, N)`` array. The other kernels keep at most one ``O(N)``
+buffer per chunk of queries (a chunk is processed by one thread), never a ``(Q, N)`` one.
 """
 
 from __future__ import annotations
@@ -118,7 +118,9 @@ def _topk_kernel(q, db, nbits, k, nchunk, out_d, out_i, bad):
             hist[:] = 0
             for i in range(n):
                 d = _distance(q, qi, db, i)
-                if d > nbits:  # non-zero padding bits: flagged, clamped so nothing is written out of bounds
+                if d > nbits:
+                    # Non-zero padding bits: flagged (the caller raises) and clamped, so that
+                    # nothing is written out of bounds.
                     bad[qi] = 1
                     d = nbits
                 dist[i] = d
@@ -437,7 +439,8 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
 
 _HELPERS = ("_popcount", "_distance", "_shared_labels", "_relevant", "_bucket",
             "_topk_compact")
-_KERNELS = ("_hamming_kernel", "_topk_kernel", "_topk_select_kernel", "_radius_count_kernel", "_radius_fill_kernel",
+_KERNELS = ("_hamming_kernel", "_topk_kernel", "_topk_select_kernel", "_radius_count_kernel",
+            "_radius_fill_kernel",
             "_hist_kernel", "_rank_stats_kernel")
 _lock = threading.Lock()
 _compiled: SimpleNamespace | None = None
@@ -512,7 +515,8 @@ def _as_int(x, name: str, lo: int, hi: int | None = None) -> int:
         raise TypeError(f"{name}: expected an integer, got {type(x).__name__}")
     x = int(x)
     if x < lo or (hi is not None and x > hi):
-        raise ValueError(f"{name}: expected an integer in [{lo}, {'inf' if hi is None else hi}], got {x}")
+        top = "inf" if hi is None else hi
+        raise ValueError(f"{name}: expected an integer in [{lo}, {top}], got {x}")
     return x
 
 
@@ -521,7 +525,8 @@ def _words(a, name: str, width: int | None = None) -> np.ndarray:
     if not isinstance(a, np.ndarray) or a.dtype != np.uint64:
         what = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
         raise TypeError(f"{name}: expected a uint64 NumPy array, got {what}")
-    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1 or (width is not None and a.shape[1] != width):
+    if (a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1
+            or (width is not None and a.shape[1] != width)):
         want = "(n >= 1, W >= 1)" if width is None else f"(n >= 1, {width})"
         raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
     if not a.flags.c_contiguous:
@@ -543,7 +548,8 @@ def _labels(ql, dbl, q, db):
     if ql.shape[0] != q.shape[0]:
         raise ValueError(f"ql: expected {q.shape[0]} rows (one per query), got {ql.shape[0]}")
     if dbl.shape[0] != db.shape[0]:
-        raise ValueError(f"dbl: expected {db.shape[0]} rows (one per database item), got {dbl.shape[0]}")
+        raise ValueError(f"dbl: expected {db.shape[0]} rows (one per database item), "
+                         f"got {dbl.shape[0]}")
 
 
 def _raise_if_bad(bad, what: str = "codes") -> None:

@@ -9,7 +9,6 @@ backend.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from hashkit import _backend

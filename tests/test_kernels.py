@@ -71,7 +71,8 @@ def check_rank_stats(got, want, graded, exact=False):
 
 
 def assert_same(a, b, float_rtol=0.0):
-    """Equality of nested kernel outputs (tuples / dicts of arrays): bitwise unless ``float_rtol``."""
+    """Equality of nested kernel outputs (tuples / dicts of arrays); floats bitwise unless
+    ``float_rtol`` is given."""
     if isinstance(a, dict):
         assert set(a) == set(b)
         for k in a:
@@ -229,7 +230,8 @@ def test_identical_across_thread_counts(backend, force_threads, q, n):
     # CPU float sums have a fixed order; the contract promises CUDA only 1e-12 (reduction order).
     rtol = 1e-12 if backend.name == "cuda" else 0.0
     for nthreads in (2, 3, 0):
-        assert_same(one, _all_kernels(backend, nthreads, np.random.default_rng(seed), q=q, n=n), rtol)
+        other = _all_kernels(backend, nthreads, np.random.default_rng(seed), q=q, n=n)
+        assert_same(one, other, rtol)
 
 
 @pytest.mark.parametrize("nbits", [16, 65])
