@@ -6,8 +6,6 @@ never from the code under test.
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 import torch
@@ -207,37 +205,8 @@ def test_try2_alignment_term_is_wired():
     assert got == pytest.approx(want, rel=1e-5)
 
 
-# --------------------------------------------------------------------------- training end to end
-def _dataset(rng):
-    images, texts, labels = _tiny_data(rng, n=90)
-
-    def view(rows):
-        return types.SimpleNamespace(images=images[rows], texts=texts[rows], labels=labels[rows],
-                                     indices=rows)
-
-    rows = np.arange(90)
-    return types.SimpleNamespace(name="tiny", nlabels=labels.shape[1], image_dim=images.shape[1],
-                                 text_dim=texts.shape[1], query=view(rows[:20]), retrieval=view(rows[20:]),
-                                 train=view(rows[20:80]), val=None, manifest={"name": "tiny"})
-
-
-@pytest.mark.parametrize("name", ["gch", "gch-try1", "gch-try2"])
-def test_resume_gives_identical_codes(name, tmp_path):
-    from hashkit.train import Trainer
-
-    ds = _dataset(np.random.default_rng(8))
-    kw = dict(config=TINY, seed=3, progress=False, eval_every=0, log=lambda msg: None)
-    full = Trainer(name, ds, 8, tmp_path / "full", **kw)
-    full.fit()
-    part = Trainer(name, ds, 8, tmp_path / "part", **kw)
-    assert part.fit(stop_after_epochs=1) == {"stopped_at_epoch": 1}
-    resumed = Trainer(name, ds, 8, tmp_path / "part", resume=True, **kw)
-    resumed.fit()
-    for key, codes in full.codes.items():
-        np.testing.assert_array_equal(codes, resumed.codes[key], err_msg=key)
-    assert set(np.unique(full.codes["db_image"])) <= {-1, 1}
-
-
+# --------------------------------------------------------------------------- misc
+# Two training steps, encode, save/load and exact resume: tests/test_methods.py (MethodContract).
 def test_bad_option_is_named():
     with pytest.raises(ValueError, match="fusion_norm"):
         GCH(8, 4, 4, 2, config={"fusion_norm": "mean"})

@@ -161,7 +161,19 @@ class TestDCMH(MethodContract): method = "dcmh"  # noqa: E701
 class TestCCAITQ(MethodContract): method = "cca-itq"  # noqa: E701
 
 
+class TestUGACH(MethodContract): method, overrides = "ugach", {"pretrain_epochs": 1, "hidden": 16, "candidates": 10, "knn": 2}  # noqa: E701,E501
+
+
 class TestDAPH(MethodContract): method, overrides = "daph", {"proxy_epochs": 1, "hidden": 32, "proxy_hidden": 32, "label_hidden": 32, "fused": 16, "proxy_batch_size": 16}  # noqa: E701,E501
+
+
+class TestGCH(MethodContract): method, overrides = "gch", {"embed_dim": 16, "hidden_dim": 16, "gcn_hidden": 8}  # noqa: E701,E501
+
+
+class TestGCHTry1(MethodContract): method, overrides = "gch-try1", {"embed_dim": 16, "hidden_dim": 16, "gcn_hidden": 8}  # noqa: E701,E501
+
+
+class TestGCHTry2(MethodContract): method, overrides = "gch-try2", {"embed_dim": 16, "hidden_dim": 16, "gcn_hidden": 8}  # noqa: E701,E501
 
 
 # Every registered method without an explicit line above gets the contract with default
