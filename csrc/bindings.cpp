@@ -141,6 +141,14 @@ void check_padding(const hk::Codes& c, int64_t nbits, const char* name, const ch
     }
 }
 
+// Hands an array's buffer to NumPy without copying.
+template <class T>
+py::array_t<T> to_numpy(std::unique_ptr<T[]>&& v, int64_t n) {
+    T* data = v.release();
+    py::capsule owner(data, [](void* p) { delete[] static_cast<T*>(p); });
+    return py::array_t<T>({static_cast<py::ssize_t>(n)}, {sizeof(T)}, data, owner);
+}
+
 // Hands a std::vector's buffer to NumPy without copying.
 template <class T>
 py::array_t<T> to_numpy(std::vector<T>&& v) {
@@ -200,8 +208,8 @@ py::tuple py_radius(py::handle q_, py::handle db_, py::handle nbits_, py::handle
         py::gil_scoped_release nogil;
         res = hk::radius(q, db, nbits, r, nt);
     }
-    return py::make_tuple(to_numpy(std::move(res.lims)), to_numpy(std::move(res.idx)),
-                          to_numpy(std::move(res.dist)));
+    return py::make_tuple(to_numpy(std::move(res.lims)), to_numpy(std::move(res.idx), res.m),
+                          to_numpy(std::move(res.dist), res.m));
 }
 
 struct LabelledArgs {

@@ -149,7 +149,7 @@ void topk_select(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int3
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
     const size_t cap = static_cast<size_t>(2 * k + 4096);
     run_blocks(nblocks, nthreads, [&]() {
-        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T),
+        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
                 sel = std::vector<Selection<DistT>>(kQueryBlock),
                 off = std::vector<int64_t>(nbits + 2)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
@@ -263,92 +263,82 @@ void topk_full(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_
     });
 }
 
+// Radius search in two phases, so that results are written once, straight into the output:
+// (1) count each query's hits; (2) per block of queries, a histogram of the hits by distance
+// gives each distance's slice of the query's output, and a last walk places them in index
+// order. Distances are recomputed per phase: that costs far less than buffering hits.
 template <class DistT>
 RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
     const Prims p = get_prims(best_isa(), q.w, 1);
     const DistFn<DistT> dist = dist_fn<DistT>(p);
     const CollectFn<DistT> collect = collect_fn<DistT>(p);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
-    const int64_t rr = std::min(r, nbits);
+    const int64_t rr = std::min(r, nbits), nr = rr + 1;
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
-    struct Block {
-        std::vector<int64_t> count, idx;
-        std::vector<int32_t> dist;
+    RadiusResult res;
+    res.lims.assign(static_cast<size_t>(q.n + 1), 0);
+    int64_t* lims = res.lims.data();
+    // Per (query, tile): distances, then the positions of the hits and their distance counts.
+    auto hits = [&](int64_t i, int64_t j0, int64_t n, DistT* buf, uint32_t* pos, int64_t* h) {
+        dist(q.data + i * W, db.data + j0 * W, n, W, buf);
+        const int64_t m = collect(buf, n, static_cast<DistT>(rr), pos);
+        if (h)
+            for (int64_t c = 0; c < m; ++c) ++h[buf[pos[c]]];
+        return m;
     };
-    std::vector<Block> blocks(static_cast<size_t>(nblocks));
     run_blocks(nblocks, nthreads, [&]() {
-        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T),
-                cidx = std::vector<std::vector<int64_t>>(kQueryBlock),
-                cd = std::vector<std::vector<DistT>>(kQueryBlock),
-                h = std::vector<int64_t>(rr + 1)](int64_t b) mutable {
+        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
+            for (int64_t j0 = 0; j0 < N; j0 += T) {
+                const int64_t n = std::min(T, N - j0);
+                for (int64_t i = q0; i < q1; ++i)
+                    lims[i + 1] += hits(i, j0, n, buf.data(), pos.data(), nullptr);
+            }
+        };
+    });
+    for (int64_t i = 0; i < q.n; ++i) lims[i + 1] += lims[i];
+    res.m = lims[q.n];
+    // Left uninitialised: the threads fault the pages in while they write them.
+    res.idx.reset(new int64_t[static_cast<size_t>(std::max<int64_t>(res.m, 1))]);
+    res.dist.reset(new int32_t[static_cast<size_t>(std::max<int64_t>(res.m, 1))]);
+    int64_t* out_i = res.idx.get();
+    int32_t* out_d = res.dist.get();
+    run_blocks(nblocks, nthreads, [&]() {
+        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
+                off = std::vector<int64_t>(kQueryBlock * nr)](int64_t b) mutable {
+            const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
+            std::fill(off.begin(), off.end(), 0);
+            for (int64_t j0 = 0; j0 < N; j0 += T) {
+                const int64_t n = std::min(T, N - j0);
+                for (int64_t i = q0; i < q1; ++i)
+                    hits(i, j0, n, buf.data(), pos.data(), off.data() + (i - q0) * nr);
+            }
             for (int64_t i = q0; i < q1; ++i) {
-                cidx[i - q0].clear();
-                cd[i - q0].clear();
+                int64_t* o = off.data() + (i - q0) * nr;
+                int64_t cum = lims[i];
+                for (int64_t x = 0; x < nr; ++x) {
+                    const int64_t c = o[x];
+                    o[x] = cum;
+                    cum += c;
+                }
             }
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t i = q0; i < q1; ++i) {
-                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
-                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(rr), pos.data());
-                    auto& vi = cidx[i - q0];
-                    auto& vd = cd[i - q0];
+                    const int64_t m = hits(i, j0, n, buf.data(), pos.data(), nullptr);
+                    int64_t* o = off.data() + (i - q0) * nr;
                     for (int64_t c = 0; c < m; ++c) {
-                        vi.push_back(j0 + pos[c]);
-                        vd.push_back(buf[pos[c]]);
+                        const DistT dd = buf[pos[c]];
+                        const int64_t at = o[dd]++;
+                        out_i[at] = j0 + pos[c];
+                        out_d[at] = static_cast<int32_t>(dd);
                     }
                 }
             }
-            Block& out = blocks[static_cast<size_t>(b)];
-            size_t total = 0;
-            for (int64_t i = q0; i < q1; ++i) total += cidx[i - q0].size();
-            out.count.resize(static_cast<size_t>(q1 - q0));
-            out.idx.resize(total);
-            out.dist.resize(total);
-            int64_t base = 0;
-            for (int64_t i = q0; i < q1; ++i) {
-                const auto& vi = cidx[i - q0];
-                const auto& vd = cd[i - q0];
-                std::fill(h.begin(), h.end(), 0);
-                for (DistT x : vd) ++h[x];
-                int64_t cum = base;
-                for (int64_t x = 0; x <= rr; ++x) {
-                    const int64_t c = h[x];
-                    h[x] = cum;
-                    cum += c;
-                }
-                for (size_t c = 0; c < vi.size(); ++c) {
-                    const int64_t o = h[vd[c]]++;
-                    out.idx[o] = vi[c];
-                    out.dist[o] = static_cast<int32_t>(vd[c]);
-                }
-                out.count[i - q0] = static_cast<int64_t>(vi.size());
-                base += static_cast<int64_t>(vi.size());
-            }
         };
     });
-    RadiusResult res;
-    res.lims.resize(static_cast<size_t>(q.n + 1));
-    res.lims[0] = 0;
-    int64_t total = 0;
-    for (int64_t b = 0; b < nblocks; ++b) {
-        for (size_t c = 0; c < blocks[b].count.size(); ++c) {
-            total += blocks[b].count[c];
-            res.lims[b * kQueryBlock + c + 1] = total;
-        }
-    }
-    res.idx.resize(static_cast<size_t>(total));
-    res.dist.resize(static_cast<size_t>(total));
-    for (int64_t b = 0; b < nblocks; ++b) {
-        Block& blk = blocks[b];
-        const int64_t at = res.lims[b * kQueryBlock];
-        std::copy(blk.idx.begin(), blk.idx.end(), res.idx.begin() + at);
-        std::copy(blk.dist.begin(), blk.dist.end(), res.dist.begin() + at);
-        blk = Block();
-    }
     return res;
 }
-
 
 // Histogram of (distance, relevant) pairs, one increment per item, into kCopies interleaved
 // partial histograms h[c][2 d + rel] (c = j mod kCopies, each 2 (nbits + 1) long): neighbours

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace hk {
@@ -25,8 +26,9 @@ void topk(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* di
 
 struct RadiusResult {
     std::vector<int64_t> lims;  // Q + 1
-    std::vector<int64_t> idx;
-    std::vector<int32_t> dist;
+    int64_t m = 0;              // lims[Q]: number of hits
+    std::unique_ptr<int64_t[]> idx;  // m (at least one element allocated)
+    std::unique_ptr<int32_t[]> dist;
 };
 RadiusResult radius(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads);
 

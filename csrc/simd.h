@@ -16,6 +16,7 @@ enum class Isa { scalar = 0, popcnt = 1, avx2 = 2, avx512 = 3 };
 template <class OutT>
 using DistFn = void (*)(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, OutT* out);
 // Writes every j in [0, n) with d[j] <= lim to pos (in increasing order); returns how many.
+// pos must hold n + 16 elements (vector paths store whole registers past the last hit).
 template <class DistT>
 using CollectFn = int64_t (*)(const DistT* d, int64_t n, DistT lim, uint32_t* pos);
 // out[j] = 1 if (ql & dbl[j]) != 0 in some of the lw words, else 0.
