@@ -5,6 +5,7 @@ Benchmarks are off by default (``--benchmark-disable`` in addopts); run them wit
 
 - ``--bench-threads N``: threads for hashkit and for FAISS (``faiss.omp_set_num_threads``);
   default 2, the size of the reference machine.
+- ``--bench-rounds N``: timed rounds per benchmark (default 5; more on a busy machine).
 - ``--bench-full``: the full grid (N = 200k and 1M x 16/32/64/128 bits, more queries). The
   default grid is small enough for a few minutes on 2 cores.
 
@@ -26,6 +27,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("hashkit benchmarks")
     group.addoption("--bench-threads", type=int, default=2,
                     help="threads for hashkit and the peer (default 2)")
+    group.addoption("--bench-rounds", type=int, default=5,
+                    help="timed rounds per benchmark (the report uses their min; default 5)")
     group.addoption("--bench-full", action="store_true", default=False,
                     help="run the full benchmark grid (N = 200k, 1M x 16/32/64/128 bits)")
 
@@ -35,3 +38,6 @@ def bench_threads(request) -> int:
     return request.config.getoption("--bench-threads")
 
 
+@pytest.fixture(scope="session")
+def bench_rounds(request) -> int:
+    return request.config.getoption("--bench-rounds")

@@ -35,7 +35,6 @@ FULL = [(n, b) for n in (200_000, 1_000_000) for b in (16, 32, 64, 128)]
 # Queries per operation (kept small where the output is (Q, N) or a wide radius).
 QUERIES = {"topk": 200, "radius": 200, "radius-wide": 50, "full": {200_000: 20, 1_000_000: 5}}
 K = 100
-ROUNDS = 3
 
 _cache: dict = {}
 
@@ -84,9 +83,13 @@ def _faiss_index(db, nbits, nthreads):
     return index
 
 
-def _run(benchmark, fn, group, impl, **info):
-    benchmark.extra_info.update(group=group, impl=impl, **info)
-    return benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+@pytest.fixture
+def run(benchmark, bench_rounds):
+    """Times fn (one warm-up, then bench_rounds rounds) under a group/impl label."""
+    def _run(fn, group, impl, **info):
+        benchmark.extra_info.update(group=group, impl=impl, **info)
+        return benchmark.pedantic(fn, rounds=bench_rounds, iterations=1, warmup_rounds=1)
+    return _run
 
 
 def _data(case, nq):
@@ -104,48 +107,48 @@ def _group(op, n, nbits, nq, extra=""):
 
 
 @pytest.mark.parametrize("impl", ["hashkit", "faiss"])
-def test_topk(benchmark, case, impl, bench_threads):
+def test_topk(run, case, impl, bench_threads):
     n, nbits, db, q = _data(case, QUERIES["topk"])
     group = _group("topk", n, nbits, len(q), f"{K}")
     if impl == "hashkit":
-        d, _ = _run(benchmark, lambda: core.topk(q, db, nbits, K, bench_threads), group, "hashkit",
+        d, _ = run(lambda: core.topk(q, db, nbits, K, bench_threads), group, "hashkit",
                     threads=bench_threads)
     else:
         index = _faiss_index(db, nbits, bench_threads)
-        d, _ = _run(benchmark, lambda: index.search(q.view(np.uint8), K), group,
+        d, _ = run(lambda: index.search(q.view(np.uint8), K), group,
                     "faiss IndexBinaryFlat (heap)", threads=bench_threads)
     assert np.array_equal(d, core.topk(q, db, nbits, K, bench_threads)[0])
 
 
 @pytest.mark.parametrize("wide", [False, True], ids=["r2", "wide"])
 @pytest.mark.parametrize("impl", ["hashkit", "faiss"])
-def test_radius(benchmark, case, impl, wide, bench_threads):
+def test_radius(run, benchmark, case, impl, wide, bench_threads):
     n, nbits, db, q = _data(case, QUERIES["radius-wide" if wide else "radius"])
     r = 3 * nbits // 8 if wide else 2
     group = _group("radius", n, nbits, len(q), f"-r{r}")
     if impl == "hashkit":
-        lims = _run(benchmark, lambda: core.radius(q, db, nbits, r, bench_threads), group,
+        lims = run(lambda: core.radius(q, db, nbits, r, bench_threads), group,
                     "hashkit", r=r, threads=bench_threads)[0]
     else:
         index = _faiss_index(db, nbits, bench_threads)
-        lims = _run(benchmark, lambda: index.range_search(q.view(np.uint8), r + 1), group,
+        lims = run(lambda: index.range_search(q.view(np.uint8), r + 1), group,
                     "faiss range_search", r=r, threads=bench_threads)[0]
     benchmark.extra_info["results"] = int(lims[-1])
     assert np.array_equal(np.diff(lims), np.diff(core.radius(q, db, nbits, r, bench_threads)[0]))
 
 
 @pytest.mark.parametrize("impl", ["hashkit", "faiss"])
-def test_full_ranking(benchmark, case, impl, bench_threads):
+def test_full_ranking(run, case, impl, bench_threads):
     n = case[0]
     n, nbits, db, q = _data(case, QUERIES["full"][n])
     group = _group("full", n, nbits, len(q))
     if impl == "hashkit":
-        d, i = _run(benchmark, lambda: core.topk(q, db, nbits, n, bench_threads), group, "hashkit",
+        d, i = run(lambda: core.topk(q, db, nbits, n, bench_threads), group, "hashkit",
                     threads=bench_threads)
     else:
         index = _faiss_index(db, nbits, bench_threads)
         index.use_heap = False
-        d, i = _run(benchmark, lambda: index.search(q.view(np.uint8), n), group,
+        d, i = run(lambda: index.search(q.view(np.uint8), n), group,
                     "faiss IndexBinaryFlat (counting)", threads=bench_threads)
     hd, hi = core.topk(q, db, nbits, n, bench_threads)
     assert np.array_equal(d, hd) and np.array_equal(i, hi)
