@@ -264,9 +264,13 @@ void topk_full(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_
 }
 
 // Radius search in two phases, so that results are written once, straight into the output:
-// (1) count each query's hits; (2) per block of queries, a histogram of the hits by distance
-// gives each distance's slice of the query's output, and a last walk places them in index
-// order. Distances are recomputed per phase: that costs far less than buffering hits.
+// (1) count each query's hits per distance; (2) those counts give every distance its slice of
+// the query's output, and a second walk places the hits in index order. The per-distance
+// counts of all queries are kept when they are small (Q x (r + 1) <= kKeepCounts); otherwise
+// only the totals are, and phase 2 recounts per block of queries (one more walk over the
+// distances, which costs far less than buffering hits).
+constexpr int64_t kKeepCounts = int64_t{1} << 22;
+
 template <class DistT>
 RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
     const Prims p = get_prims(best_isa(), q.w, 1);
@@ -275,6 +279,8 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t rr = std::min(r, nbits), nr = rr + 1;
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
+    const bool keep = q.n * nr <= kKeepCounts;
+    std::vector<int64_t> counts(keep ? static_cast<size_t>(q.n * nr) : 0);
     RadiusResult res;
     res.lims.assign(static_cast<size_t>(q.n + 1), 0);
     int64_t* lims = res.lims.data();
@@ -292,7 +298,8 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t i = q0; i < q1; ++i)
-                    lims[i + 1] += hits(i, j0, n, buf.data(), pos.data(), nullptr);
+                    lims[i + 1] += hits(i, j0, n, buf.data(), pos.data(),
+                                        keep ? counts.data() + i * nr : nullptr);
             }
         };
     });
@@ -307,11 +314,15 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
         return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
                 off = std::vector<int64_t>(kQueryBlock * nr)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
-            std::fill(off.begin(), off.end(), 0);
-            for (int64_t j0 = 0; j0 < N; j0 += T) {
-                const int64_t n = std::min(T, N - j0);
-                for (int64_t i = q0; i < q1; ++i)
-                    hits(i, j0, n, buf.data(), pos.data(), off.data() + (i - q0) * nr);
+            if (keep) {
+                std::copy(counts.begin() + q0 * nr, counts.begin() + q1 * nr, off.begin());
+            } else {
+                std::fill(off.begin(), off.end(), 0);
+                for (int64_t j0 = 0; j0 < N; j0 += T) {
+                    const int64_t n = std::min(T, N - j0);
+                    for (int64_t i = q0; i < q1; ++i)
+                        hits(i, j0, n, buf.data(), pos.data(), off.data() + (i - q0) * nr);
+                }
             }
             for (int64_t i = q0; i < q1; ++i) {
                 int64_t* o = off.data() + (i - q0) * nr;
