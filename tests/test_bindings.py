@@ -287,3 +287,19 @@ def test_every_simd_path_gives_identical_results(tmp_path):
         for w in (1, 2, 3, 4, 9):
             for a, b in zip(ref[w], results[path][w]):
                 assert a.dtype == b.dtype and np.array_equal(a, b), (path, w)
+
+
+def test_radius_with_many_queries_and_a_wide_radius():
+    """Q x (r + 1) above the kernel's keep-the-counts limit: the recounting phase runs."""
+    rng = np.random.default_rng(11)
+    nbits, r = 128, 70
+    qb = rng.integers(0, 2, (33_000, nbits)).astype(bool)
+    dbb = rng.integers(0, 2, (300, nbits)).astype(bool)
+    pack = lambda b: np.packbits(b, axis=1, bitorder="little").view(np.uint64)
+    lims, idx, dist = core.radius(pack(qb), pack(dbb), nbits, r, 2)
+    rows = rng.choice(len(qb), 40, replace=False)
+    wl, wi, wd = radius_ref(qb[rows], dbb, r)
+    for k, row in enumerate(rows):
+        got = slice(lims[row], lims[row + 1])
+        want = slice(wl[k], wl[k + 1])
+        assert np.array_equal(idx[got], wi[want]) and np.array_equal(dist[got], wd[want])
