@@ -293,7 +293,7 @@ def test_radius_with_many_queries_and_a_wide_radius():
     """Q x (r + 1) above the kernel's keep-the-counts limit: the recounting phase runs."""
     rng = np.random.default_rng(11)
     nbits, r = 128, 70
-    qb = rng.integers(0, 2, (33_000, nbits)).astype(bool)
+    qb = rng.integers(0, 2, (60_000, nbits)).astype(bool)  # 60k x 71 > 2**22 counts
     dbb = rng.integers(0, 2, (300, nbits)).astype(bool)
     pack = lambda b: np.packbits(b, axis=1, bitorder="little").view(np.uint64)
     lims, idx, dist = core.radius(pack(qb), pack(dbb), nbits, r, 2)
