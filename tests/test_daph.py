@@ -11,7 +11,7 @@ import torch
 
 from hashkit.methods.base import TrainData
 from hashkit.methods.daph import (DAPH, class_proxy_loss, class_separation, proxy_margin_loss, proxy_nll,
-                                  proxy_selection, quantization_tf, weighted_proxy_loss)
+                                  proxy_selection, proxy_terms, quantization_tf, weighted_proxy_loss)
 
 T = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
 
@@ -137,6 +137,9 @@ def test_lsame_lsimilar_lclass_against_loop_oracles():
     assert got == pytest.approx(_oracle_lsame(h, a, same, neg, 0.2, 20.0), rel=1e-9)
     got = float(weighted_proxy_loss(T(h), T(a), T(w), T(neg), 0.2, 20.0))
     assert got == pytest.approx(_oracle_weighted(h, a, w, neg, 0.2, 20.0), rel=1e-9)
+    both = proxy_terms(T(h), T(a), T(same), T(w), T(neg), 0.2, 20.0)
+    assert float(both[0]) == pytest.approx(_oracle_lsame(h, a, same, neg, 0.2, 20.0), rel=1e-9)
+    assert float(both[1]) == pytest.approx(_oracle_weighted(h, a, w, neg, 0.2, 20.0), rel=1e-9)
     # L_class: the class codes are the "anchors", the mean over the item's classes is m_i
     cc = np.where(rng.random((L, K)) < 0.5, 1.0, -1.0)
     wl = lab / lab.sum(1, keepdims=True)

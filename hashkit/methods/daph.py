@@ -68,7 +68,7 @@ from . import register_method
 from .base import Method, TrainData
 
 __all__ = ["DAPH", "class_separation", "proxy_margin_loss", "quantization_tf", "proxy_nll",
-           "class_proxy_loss", "weighted_proxy_loss", "proxy_selection"]
+           "class_proxy_loss", "weighted_proxy_loss", "proxy_terms", "proxy_selection"]
 
 
 # --------------------------------------------------------------------------- loss terms
@@ -137,6 +137,29 @@ def proxy_selection(labels: torch.Tensor, anchor_labels: torch.Tensor):
     return same, weights, neg
 
 
+def _neg_lse(scaled: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """``log sum_{n in neg_i} e^{scaled_in}`` per row, ``(b, 1)`` (``-inf`` without negatives)."""
+    return torch.logsumexp(scaled.masked_fill(neg <= 0, float("-inf")), dim=1, keepdim=True)
+
+
+def _same_term(s, lse, pos, sigma, gamma):
+    # -log e^t / (e^t + e^lse) = softplus(lse - t), one pass over the (b, n) matrix
+    per = Fn.softplus(lse - gamma * (s - sigma))
+    npos = pos.sum(dim=1)
+    has = npos > 0
+    if not bool(has.any()):
+        return s.sum() * 0.0
+    return ((per * pos).sum(dim=1)[has] / npos[has]).mean()
+
+
+def _weighted_term(s, lse, weights, sigma, gamma):
+    has = weights.sum(dim=1) > 0
+    if not bool(has.any()):
+        return s.sum() * 0.0
+    m = (s * weights).sum(dim=1, keepdim=True)
+    return Fn.softplus(lse - gamma * (m - sigma))[:, 0][has].mean()
+
+
 def proxy_nll(h: torch.Tensor, anchors: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
               sigma: float = 0.2, gamma: float = 20.0) -> torch.Tensor:
     """``L_same``: every positive proxy against all negative ones (scaled softmax with margin).
@@ -150,13 +173,7 @@ def proxy_nll(h: torch.Tensor, anchors: torch.Tensor, pos: torch.Tensor, neg: to
     h : (b, K) relaxed codes; anchors : (n, K) ±1 proxies; pos, neg : (b, n) {0, 1} masks.
     """
     s = h @ anchors.T / h.shape[1]
-    per = _softmax_margin(gamma * (s - sigma), gamma * s, neg)
-    npos = pos.sum(dim=1)
-    has = npos > 0
-    if not bool(has.any()):
-        return h.sum() * 0.0
-    row = (per * pos).sum(dim=1)[has] / npos[has]
-    return row.mean()
+    return _same_term(s, _neg_lse(gamma * s, neg), pos, sigma, gamma)
 
 
 def class_proxy_loss(h: torch.Tensor, class_codes: torch.Tensor, labels: torch.Tensor,
@@ -167,11 +184,8 @@ def class_proxy_loss(h: torch.Tensor, class_codes: torch.Tensor, labels: torch.T
     (e^{g(m_i - sigma)} + sum_{k not in l_i} e^{g s_ik})`` averaged over items with a label.
     """
     s = h @ class_codes.T / h.shape[1]
-    n = labels.sum(dim=1)
-    has = n > 0
-    m = (s * labels).sum(dim=1, keepdim=True) / n.clamp_min(1.0)[:, None]
-    per = _softmax_margin(gamma * (m - sigma), gamma * s, 1.0 - labels)[:, 0]
-    return per[has].mean() if bool(has.any()) else h.sum() * 0.0
+    w = labels / labels.sum(dim=1, keepdim=True).clamp_min(1.0)
+    return _weighted_term(s, _neg_lse(gamma * s, 1.0 - labels), w, sigma, gamma)
 
 
 def weighted_proxy_loss(h: torch.Tensor, anchors: torch.Tensor, weights: torch.Tensor, neg: torch.Tensor,
@@ -183,12 +197,15 @@ def weighted_proxy_loss(h: torch.Tensor, anchors: torch.Tensor, weights: torch.T
     over the rows that have partial positives.
     """
     s = h @ anchors.T / h.shape[1]
-    has = weights.sum(dim=1) > 0
-    if not bool(has.any()):
-        return h.sum() * 0.0
-    m = (s * weights).sum(dim=1, keepdim=True)
-    per = _softmax_margin(gamma * (m - sigma), gamma * s, neg)[:, 0]
-    return per[has].mean()
+    return _weighted_term(s, _neg_lse(gamma * s, neg), weights, sigma, gamma)
+
+
+def proxy_terms(h, anchors, same, weights, neg, sigma=0.2, gamma=20.0):
+    """``(L_same, L_similar)`` against one proxy set, sharing the similarities and the negatives'
+    log-sum-exp (the same values as :func:`proxy_nll` and :func:`weighted_proxy_loss`)."""
+    s = h @ anchors.T / h.shape[1]
+    lse = _neg_lse(gamma * s, neg)
+    return _same_term(s, lse, same, sigma, gamma), _weighted_term(s, lse, weights, sigma, gamma)
 
 
 # --------------------------------------------------------------------------- networks
@@ -365,12 +382,10 @@ class DAPH(Method):
         else:
             net, opt, h = self.txt_net, self.opt_txt, self.txt_net(train.text_batch(idx))
         same, weights, neg = proxy_selection(lab, train.label_batch(None))
-        l_same = (proxy_nll(h, self.proxy_image, same, neg, sigma, gamma)
-                  + proxy_nll(h, self.proxy_text, same, neg, sigma, gamma))
+        same_i, sim_i = proxy_terms(h, self.proxy_image, same, weights, neg, sigma, gamma)
+        same_t, sim_t = proxy_terms(h, self.proxy_text, same, weights, neg, sigma, gamma)
         l_class = class_proxy_loss(h, self.proxy_class, lab, sigma, gamma)
-        l_sim = (weighted_proxy_loss(h, self.proxy_image, weights, neg, sigma, gamma)
-                 + weighted_proxy_loss(h, self.proxy_text, weights, neg, sigma, gamma))
-        loss = l_same + l_class + eta * l_sim
+        loss = same_i + same_t + l_class + eta * (sim_i + sim_t)
         opt.zero_grad()
         loss.backward()
         opt.step()
