@@ -98,9 +98,16 @@ def _has_features(view) -> bool:
 
 
 def pixels_nchw(view) -> Callable:
-    """``positions -> float32 (b, 3, H, W)`` in [0, 255] from a view's uint8 ``pixel_batch``."""
+    """``positions -> float32 (b, 3, H, W)`` in [0, 255] from a view's uint8 ``pixel_batch``.
+
+    Grey-scale images (one channel) are repeated to three, as ImageNet backbones expect.
+    """
     def fetch(positions):
         px = np.asarray(view.pixel_batch(np.asarray(positions, dtype=np.int64)))
+        if px.ndim == 3:
+            px = px[..., None]
+        if px.shape[-1] == 1:
+            px = np.repeat(px, 3, axis=-1)
         return np.ascontiguousarray(px.transpose(0, 3, 1, 2), dtype=np.float32)
 
     return fetch

@@ -238,3 +238,36 @@ def test_cli_train_encode_list(tmp_path, capsys):
     assert run_list_methods(_parse(add_list_methods_arguments, ["-v"])) == 0
     listing = capsys.readouterr().out
     assert "dcmh" in listing and "cca-itq" in listing and "defaults" in listing
+
+
+class _PixelView:
+    """A raw-pixel view (no features), as the data contract gives for image-only datasets."""
+
+    def __init__(self, view, pixels, ds):
+        self.indices, self.labels, self.texts, self.dataset = view.indices, view.labels, view.texts, ds
+        self._px = pixels[view.indices]
+
+    def pixel_batch(self, positions):
+        return self._px[np.atleast_1d(positions)]
+
+
+def test_raw_pixels_go_through_cnnf(tmp_path):
+    rng = np.random.default_rng(0)
+    ds = tiny_dataset(n=40)
+    pixels = rng.integers(0, 256, size=(40, 8, 8, 1), dtype=np.uint8)  # grey: repeated to RGB
+    ds.image_dim = None
+    for name in ("query", "retrieval", "train", "val", "val_retrieval"):
+        setattr(ds, name, _PixelView(getattr(ds, name), pixels, ds))
+    with pytest.warns(UserWarning, match="random weights"):
+        t = Trainer("dcmh", ds, 8, tmp_path / "run", progress=False, eval_every=0,
+                    config={"epochs": 1, "batch_size": 16, "txt_hidden": 16})
+        t.fit()
+    assert type(t.method.img_net).__name__ == "CNNF"
+    assert t.codes["query_image"].shape == (len(ds.query.indices), 8)
+    with pytest.warns(UserWarning, match="random weights"):
+        m, cfg = load_method(tmp_path / "run")
+    assert cfg["image_dim"] is None
+    from hashkit.train import pixels_nchw
+
+    again = m.encode_images(pixels_nchw(ds.query)(np.arange(len(ds.query.indices))))
+    np.testing.assert_array_equal(sign_codes(again), t.codes["query_image"])
