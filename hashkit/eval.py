@@ -33,7 +33,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -337,18 +337,10 @@ def run_eval(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """``python -m hashkit.eval FILE ...``: the same as ``hashkit eval FILE ...``."""
+    from .cli import main as cli_main
 
-    parser = argparse.ArgumentParser(prog="python -m hashkit.eval", description="evaluate a saved code file")
-    add_eval_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_eval(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        if os.environ.get("HASHKIT_DEBUG"):
-            raise
-        print(f"hashkit eval: error: {exc}", file=sys.stderr)
-        return 1
+    return cli_main(["eval", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
