@@ -14,7 +14,6 @@ This module does not import torch or cupy; it recognises their arrays by type.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from dataclasses import dataclass, field

@@ -25,7 +25,6 @@ Conventions (docs/METRICS.md has the formulas):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
 
 import numpy as np
 

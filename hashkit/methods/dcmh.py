@@ -103,7 +103,6 @@ class DCMH(Method):
             if self.image_dim is not None:
                 self.x_mean, self.x_std = _moments(train.image_batch())
             self.y_mean, self.y_std = _moments(train.text_batch())
-        cfg = self.config
         self.opt_img = self._optimizer(self.img_net.parameters())
         self.opt_txt = self._optimizer(self.txt_net.parameters())
         with torch.no_grad():
