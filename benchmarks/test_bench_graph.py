@@ -63,7 +63,7 @@ def faiss_knn(x: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def measure(n: int, d: int, k: int = 10, sample: int = 2000, nbits: int = 1024, candidates: int = 16,
+def measure(n: int, d: int, k: int = 10, sample: int = 2000, nbits: int = 1024, candidates: int = 48,
             seed: int = 0, peer: bool = True) -> dict:
     """Seconds (extrapolated to all ``n`` rows when ``sample`` < n) and recall@k of the sketch path."""
     from hashkit.graph import knn_graph, sign_sketch
@@ -129,11 +129,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, nargs="+", default=[15000, 200000])
     p.add_argument("--dims", type=int, nargs="+", default=[4096, 1386])
-    p.add_argument("--big-dim", type=int, default=1024,
-                   help="feature size used instead of --dims when n >= 100,000 (memory of the shared machine)")
-    p.add_argument("--sample", type=int, default=2000, help="rows timed (0 = all), extrapolated to n")
+    p.add_argument("--big-dim", type=int, default=4096,
+                   help="feature size used instead of --dims when n >= 100,000 (3.3 GB at 200,000 x 4096)")
+    p.add_argument("--sample", type=int, default=1500, help="rows timed (0 = all), extrapolated to n")
     p.add_argument("--nbits", type=int, default=1024)
-    p.add_argument("--candidates", type=int, default=16)
+    p.add_argument("--candidates", type=int, default=48)
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
