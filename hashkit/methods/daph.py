@@ -252,7 +252,7 @@ class DAPH(Method):
     # already separate the ten class codes; the hashing stage needs a higher rate and a wider
     # hidden layer than the defaults to get past MAP 0.80 on the weaker Fourier -> pixel
     # direction within ~45 epochs (measured at 32 bits: lr 1e-3 / 40 epochs gave T->I 0.76,
-    # lr 3e-3 / hidden 1024 / 60 epochs 0.82); about a minute on 2 shared cores.
+    # lr 3e-3 / hidden 1024 / 60 epochs 0.82); 10-15 s on 2 shared cores.
     dataset_defaults = {"mfeat": {"epochs": 60, "proxy_epochs": 15, "lr": 3e-3, "hidden": 1024}}
     buffer_names = ("proxy_image", "proxy_text", "proxy_class")
 

@@ -126,7 +126,9 @@ class UGACH(Method):
     # mfeat (1,000 pairs, 32 bits, measured): validation MAP still rises after 5 pre-training
     # epochs (0.54/0.59) and is 0.66/0.72 after 10; the adversarial epochs at adv_lr = 1e-5
     # then hold it (0.67/0.72 after 10 more), at 1e-4 they first drop it to 0.34/0.41 and
-    # claw back to 0.60/0.64. Twenty epochs take about a minute on 2 shared cores.
+    # claw back to 0.60/0.64. On test MAP the adversarial epochs move the pre-trained
+    # discriminator by at most 0.01 here (seeds 0/1: 0.652/0.685 and 0.686/0.692 after
+    # pre-training only, 0.663/0.685 and 0.685/0.687 after all 20). About 10 s on 2 cores.
     dataset_defaults = {"mfeat": {"epochs": 20, "pretrain_epochs": 10}}
     buffer_names = ("graph",)
 
