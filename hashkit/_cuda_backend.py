@@ -228,13 +228,11 @@ def _context(*arrays) -> _Ctx:
         if kind == "cupy":
             return _Ctx("cupy", int(x.device.id), host=False)
         if kind == "cai":
-            if "cupy" not in sys.modules:
-                try:
-                    import cupy  # noqa: F401
-                except ImportError:
-                    raise TypeError("arrays with __cuda_array_interface__ need CuPy installed "
-                                    "(pip install cupy-cuda12x) or pass PyTorch tensors") from None
-            import cupy
+            try:
+                import cupy
+            except ImportError:
+                raise TypeError("arrays with __cuda_array_interface__ need CuPy installed "
+                                "(pip install cupy-cuda12x) or pass PyTorch tensors") from None
 
             return _Ctx("cupy", int(cupy.asarray(x).device.id), host=False)
     try:

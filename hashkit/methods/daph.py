@@ -379,9 +379,9 @@ class DAPH(Method):
         sigma, gamma, eta = float(cfg["sigma"]), float(cfg["gamma"]), float(cfg["eta"])
         lab = train.label_batch(idx)
         if phase == "image":
-            net, opt, h = self.img_net, self.opt_img, self.img_net(train.image_batch(idx))
+            opt, h = self.opt_img, self.img_net(train.image_batch(idx))
         else:
-            net, opt, h = self.txt_net, self.opt_txt, self.txt_net(train.text_batch(idx))
+            opt, h = self.opt_txt, self.txt_net(train.text_batch(idx))
         same, weights, neg = proxy_selection(lab, train.label_batch(None))
         same_i, sim_i = proxy_terms(h, self.proxy_image, same, weights, neg, sigma, gamma)
         same_t, sim_t = proxy_terms(h, self.proxy_text, same, weights, neg, sigma, gamma)
