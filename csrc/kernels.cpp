@@ -387,38 +387,11 @@ void fold_pairs(const int64_t* h, int64_t nb1, int64_t* hist_all, int64_t* hist_
     }
 }
 
-// Pass 2 of rank_stats packs both running counters of a distance into one 64-bit word:
-// (relevant rank << 32) | position, both starting at the distance's offsets. One add per item
-// then yields the item's position and, when relevant, its relevant rank; a single store keeps
-// the packed value of each relevant item (branch-free compaction). Needs N < 2^32.
+// rank_stats packs both running counters of a distance into one 64-bit word:
+// (relevant rank << 32) | position. One add per item then yields the item's position and, when
+// relevant, its relevant rank; a single store keeps the packed value of each relevant item
+// (branch-free compaction). Needs N < 2^32.
 constexpr uint64_t kLow32 = 0xffffffffULL;
-
-template <class DistT>
-int64_t rank_positions(const DistT* __restrict d, const uint8_t* __restrict rel,
-                       const uint32_t* __restrict gain, int64_t n, int64_t nbits,
-                       uint64_t* __restrict ctr, uint64_t* __restrict pk, uint32_t* __restrict gb) {
-    const int64_t nb = nbits;
-    int64_t m = 0;
-    if (gain) {
-        for (int64_t j = 0; j < n; ++j) {
-            const int64_t dd = std::min<int64_t>(d[j], nb);
-            const uint64_t r = rel[j];
-            const uint64_t v = ctr[dd] += 1 + (r << 32);
-            pk[m] = v;
-            gb[m] = gain[j];
-            m += static_cast<int64_t>(r);
-        }
-    } else {
-        for (int64_t j = 0; j < n; ++j) {
-            const int64_t dd = std::min<int64_t>(d[j], nb);
-            const uint64_t r = rel[j];
-            const uint64_t v = ctr[dd] += 1 + (r << 32);
-            pk[m] = v;
-            m += static_cast<int64_t>(r);
-        }
-    }
-    return m;
-}
 
 // The AP sums in database-index order (the order hashkit/_numba.py uses, for bitwise equality).
 void add_in_order(const double* __restrict term, const uint64_t* __restrict pk, int64_t m,
@@ -481,118 +454,255 @@ void hist_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, int nthrea
     });
 }
 
-template <class DistT>
+// rank_stats in one walk over the database per query. The database is cut into kSeg contiguous
+// segments, [seg_lo(s), seg_lo(s + 1)) with seg_lo(s) = floor(s N / kSeg), walked in lock-step
+// (item t of every segment in one iteration), each with its own packed counters
+// (relevant count << 32) | count per distance, starting at zero: kSeg independent
+// store-to-load chains instead of one. A relevant item's counter value is its local
+// (relevant rank, position) among the items of its segment at its distance; that value and the
+// distance are kept, in segment s's slice [seg_lo(s), ...) of an O(N) buffer. After the walk
+// the counters give the histograms and each (segment, distance) its start offsets (the
+// distance's start plus the items of earlier segments at that distance), and the kept items,
+// segment 0 first, each in index order (that is, in database-index order), get their final
+// ranks from one add each: no second walk over the database.
+constexpr int64_t kSeg = 4;
+// Items per segment in one tile step; the compile-time stride keeps the segments' tile
+// buffers addressable from one base register each.
+constexpr int64_t kSegT = 512;
+
+inline int64_t seg_lo(int64_t s, int64_t n) { return s * n / kSeg; }
+
+// One tile step: item j of segment s at d[s * kSegT + j] (distances already clamped to nbits),
+// counter of (distance x, segment s) at ctr[x * kSeg + s]; kept items of segment s stored
+// from pk[at[s]] / dk[at[s]] on (at[s] advanced). Every item takes a store at its segment's
+// next slot (branch-free compaction); the slot never passes the segment's end.
+// Packed local counters: with kPack the counter also carries its distance,
+// (x << 56) | (relevant count << 28) | count (distances < 2^8, segments < 2^28 items), so a
+// kept item needs one store fewer; otherwise (relevant count << 32) | count and the distance
+// is kept beside it.
+constexpr int kPackRelShift = 28;
+constexpr int kPackDistShift = 56;
+constexpr uint64_t kLow28 = (uint64_t{1} << 28) - 1;
+
+template <class DistT, bool kGain, bool kPack>
+void rank_local_seg(const DistT* __restrict d, const uint8_t* __restrict rel,
+                    const uint32_t* __restrict gain, const int64_t* n, uint64_t* __restrict ctr,
+                    uint64_t* __restrict pk, DistT* __restrict dk, uint32_t* __restrict gk,
+                    int64_t* at) {
+    int64_t nmin = n[0];
+    for (int64_t s = 1; s < kSeg; ++s) nmin = std::min(nmin, n[s]);
+    constexpr int sh = kPack ? kPackRelShift : 32;
+    int64_t m0 = at[0], m1 = at[1], m2 = at[2], m3 = at[3];
+    for (int64_t j = 0; j < nmin; ++j) {
+        const DistT x0 = d[j], x1 = d[kSegT + j], x2 = d[2 * kSegT + j], x3 = d[3 * kSegT + j];
+        const uint64_t a0 = rel[j], a1 = rel[kSegT + j], a2 = rel[2 * kSegT + j],
+                       a3 = rel[3 * kSegT + j];
+        const uint64_t v0 = ctr[x0 * kSeg] += 1 + (a0 << sh);
+        const uint64_t v1 = ctr[x1 * kSeg + 1] += 1 + (a1 << sh);
+        const uint64_t v2 = ctr[x2 * kSeg + 2] += 1 + (a2 << sh);
+        const uint64_t v3 = ctr[x3 * kSeg + 3] += 1 + (a3 << sh);
+        pk[m0] = v0;
+        pk[m1] = v1;
+        pk[m2] = v2;
+        pk[m3] = v3;
+        if constexpr (!kPack) {
+            dk[m0] = x0;
+            dk[m1] = x1;
+            dk[m2] = x2;
+            dk[m3] = x3;
+        }
+        if constexpr (kGain) {
+            gk[m0] = gain[j];
+            gk[m1] = gain[kSegT + j];
+            gk[m2] = gain[2 * kSegT + j];
+            gk[m3] = gain[3 * kSegT + j];
+        }
+        m0 += static_cast<int64_t>(a0);
+        m1 += static_cast<int64_t>(a1);
+        m2 += static_cast<int64_t>(a2);
+        m3 += static_cast<int64_t>(a3);
+    }
+    at[0] = m0;
+    at[1] = m1;
+    at[2] = m2;
+    at[3] = m3;
+    for (int64_t s = 0; s < kSeg; ++s) {
+        int64_t m = at[s];
+        for (int64_t j = s * kSegT + nmin; j < s * kSegT + n[s]; ++j) {
+            const uint64_t a = rel[j];
+            const uint64_t v = ctr[d[j] * kSeg + s] += 1 + (a << sh);
+            pk[m] = v;
+            if constexpr (!kPack) dk[m] = d[j];
+            if constexpr (kGain) gk[m] = gain[j];
+            m += static_cast<int64_t>(a);
+        }
+        at[s] = m;
+    }
+}
+
+// Queries per block in rank_stats: each keeps an O(N) buffer, so one (measured: no slower
+// than blocks of 2-8 at NUS-WIDE size, the database tiles come from L3 either way).
+constexpr int64_t kRankBlock = 1;
+// Kept items turned into ranks per chunk (the term buffer).
+constexpr int64_t kChunk = 1024;
+
+template <class DistT, bool kPack>
 void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cut,
                int64_t C, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
                const RankStatsOut& out) {
+    static_assert(kSeg == 4, "rank_local_seg is written out for four segments");
     const Prims p = get_prims(best_isa(), q.w, ql.w);
     const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
-    const int64_t N = db.n, T = tile_rows(q.w + ql.w);
+    const int64_t N = db.n;
     const int64_t nb1 = nbits + 1, ng1 = nlabels + 1;
-    const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
+    const int64_t nblocks = (q.n + kRankBlock - 1) / kRankBlock;
     const int64_t last_cut = C > 0 ? cut[C - 1] : 0;
+    const DistT nbT = static_cast<DistT>(nbits);
+    int64_t lo[kSeg + 1];
+    for (int64_t s = 0; s <= kSeg; ++s) lo[s] = seg_lo(s, N);
+    int64_t seg_max = 0;
+    for (int64_t s = 0; s < kSeg; ++s) seg_max = std::max(seg_max, lo[s + 1] - lo[s]);
     auto bucket_of = [&](int64_t pos) {
         return static_cast<int64_t>(std::lower_bound(cut, cut + C, pos) - cut);
     };
     run_blocks(nblocks, nthreads, [&]() {
         struct PerQuery {
-            std::vector<uint64_t> ctr;  // packed (relevant rank << 32) | position per distance
-            std::vector<int64_t> rel_b, gain_b;
-            std::vector<double> ap_b, dcg_b;
-            double ap = 0.0, apf = 0.0;
+            std::vector<uint64_t> ctr;  // (distance x, segment s) at x * kSeg + s
+            std::vector<uint64_t> pk;   // kept: packed local (relevant rank, position)
+            std::vector<DistT> dk;      // kept: distance
+            std::vector<uint32_t> gk;   // kept: gain (graded)
+            int64_t at[kSeg];           // segment s's kept items: [lo[s], at[s])
         };
-        return [&, dbuf = std::vector<DistT>(T), rbuf = std::vector<uint8_t>(T),
-                gbuf = std::vector<uint32_t>(graded ? T : 0), pkb = std::vector<uint64_t>(T),
-                termb = std::vector<double>(T), gainb = std::vector<uint32_t>(graded ? T : 0),
-                h2 = std::vector<int64_t>(kQueryBlock * kCopies * 2 * nb1),
-                st = std::vector<PerQuery>(kQueryBlock)](int64_t b) mutable {
-            const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
-            std::fill(h2.begin(), h2.end(), 0);
+        return [&, dbuf = std::vector<DistT>(kSeg * kSegT), rbuf = std::vector<uint8_t>(kSeg * kSegT),
+                gbuf = std::vector<uint32_t>(graded ? kSeg * kSegT : 0),
+                pkb = std::vector<uint64_t>(kChunk), termb = std::vector<double>(kChunk),
+                rel_b = std::vector<int64_t>(C + 1), gain_b = std::vector<int64_t>(C + 1),
+                ap_b = std::vector<double>(C + 1), dcg_b = std::vector<double>(C + 1),
+                base = std::vector<uint64_t>(kSeg * nb1),
+                st = std::vector<PerQuery>(kRankBlock)](int64_t b) mutable {
+            const int64_t q0 = b * kRankBlock, q1 = std::min(q.n, q0 + kRankBlock);
             for (int64_t i = q0; i < q1; ++i) {
+                PerQuery& s = st[i - q0];
+                s.ctr.resize(kSeg * nb1);
+                for (int64_t x = 0; x < nb1; ++x)
+                    for (int64_t g = 0; g < kSeg; ++g)
+                        s.ctr[x * kSeg + g] = kPack ? static_cast<uint64_t>(x) << kPackDistShift : 0;
+                // Not initialised: only what the walk wrote is read.
+                if (static_cast<int64_t>(s.pk.size()) < N) {
+                    s.pk.resize(N);
+                    if (!kPack) s.dk.resize(N);
+                    if (graded) s.gk.resize(N);
+                }
+                for (int64_t g = 0; g < kSeg; ++g) s.at[g] = lo[g];
                 if (graded) std::fill(out.gain_hist + i * ng1, out.gain_hist + (i + 1) * ng1, 0);
             }
-            // Pass 1: histograms (and the gain histogram for the ideal DCG).
-            for (int64_t j0 = 0; j0 < N; j0 += T) {
-                const int64_t n = std::min(T, N - j0);
+            // The walk: tile step k0 holds items [lo[s] + k0, lo[s] + k0 + n[s]) of every
+            // segment s; local ranks of the relevant items, the counts (and the gain histogram
+            // for the ideal DCG).
+            int64_t n[kSeg];
+            for (int64_t k0 = 0; k0 < seg_max; k0 += kSegT) {
                 for (int64_t i = q0; i < q1; ++i) {
-                    ev(i, j0, n, graded, dbuf.data(), rbuf.data(), gbuf.data());
-                    count_pairs(dbuf.data(), rbuf.data(), n, nbits,
-                                h2.data() + (i - q0) * kCopies * 2 * nb1);
+                    for (int64_t g = 0; g < kSeg; ++g) {
+                        n[g] = std::max<int64_t>(0, std::min(kSegT, lo[g + 1] - lo[g] - k0));
+                        if (n[g] == 0) continue;
+                        DistT* dg = dbuf.data() + g * kSegT;
+                        ev(i, lo[g] + k0, n[g], graded, dg, rbuf.data() + g * kSegT,
+                           graded ? gbuf.data() + g * kSegT : nullptr);
+                        for (int64_t j = 0; j < n[g]; ++j) dg[j] = std::min(dg[j], nbT);
+                    }
+                    PerQuery& s = st[i - q0];
                     if (graded) {
+                        rank_local_seg<DistT, true, kPack>(dbuf.data(), rbuf.data(), gbuf.data(), n,
+                                                    s.ctr.data(), s.pk.data(), s.dk.data(),
+                                                    s.gk.data(), s.at);
                         int64_t* gh = out.gain_hist + i * ng1;
-                        for (int64_t j = 0; j < n; ++j) ++gh[std::min<int64_t>(gbuf[j], nlabels)];
+                        for (int64_t g = 0; g < kSeg; ++g) {
+                            const uint32_t* gg = gbuf.data() + g * kSegT;
+                            for (int64_t j = 0; j < n[g]; ++j)
+                                ++gh[std::min<int64_t>(gg[j], nlabels)];
+                        }
+                    } else {
+                        rank_local_seg<DistT, false, kPack>(dbuf.data(), rbuf.data(), nullptr, n,
+                                                     s.ctr.data(), s.pk.data(), s.dk.data(),
+                                                     nullptr, s.at);
                     }
                 }
             }
-            // Start offsets per distance (positions are 1-based: the counters are pre-incremented).
             for (int64_t i = q0; i < q1; ++i) {
-                fold_pairs(h2.data() + (i - q0) * kCopies * 2 * nb1, nb1, out.hist_all + i * nb1,
-                           out.hist_rel + i * nb1);
                 PerQuery& s = st[i - q0];
-                s.ctr.resize(nb1);
-                s.rel_b.assign(C + 1, 0);
-                s.ap_b.assign(C + 1, 0.0);
-                s.gain_b.assign(graded ? C + 1 : 0, 0);
-                s.dcg_b.assign(graded ? C + 1 : 0, 0.0);
-                s.ap = s.apf = 0.0;
-                const int64_t* ha = out.hist_all + i * nb1;
-                const int64_t* hr = out.hist_rel + i * nb1;
-                int64_t cum = 0, rcum = 0;
+                // Histograms from the counters; start offsets per (distance, segment)
+                // (positions are 1-based: the local counts already are).
+                int64_t* ha = out.hist_all + i * nb1;
+                int64_t* hr = out.hist_rel + i * nb1;
+                uint64_t cum = 0;
                 for (int64_t x = 0; x < nb1; ++x) {
-                    s.ctr[x] = static_cast<uint64_t>(cum) | (static_cast<uint64_t>(rcum) << 32);
-                    cum += ha[x];
-                    rcum += hr[x];
+                    const uint64_t start = cum;
+                    for (int64_t g = 0; g < kSeg; ++g) {
+                        uint64_t v = s.ctr[x * kSeg + g];
+                        if (kPack) v = (v & kLow28) | (((v >> kPackRelShift) & kLow28) << 32);
+                        base[x * kSeg + g] = cum;
+                        cum += v;
+                    }
+                    ha[x] = static_cast<int64_t>((cum - start) & kLow32);
+                    hr[x] = static_cast<int64_t>((cum - start) >> 32);
                 }
-            }
-            // Pass 2, in database-index order (the float sums follow this order exactly;
-            // see hashkit/_numba.py): each item's stable position from the running counters.
-            // Three loops per tile, so that only the float sums that must stay in order are
-            // serial: (a) branch-free positions of the relevant items, (b) the divisions
-            // (vectorised), (c) the sums in index order.
-            for (int64_t j0 = 0; j0 < N; j0 += T) {
-                const int64_t n = std::min(T, N - j0);
-                for (int64_t i = q0; i < q1; ++i) {
-                    ev(i, j0, n, graded, dbuf.data(), rbuf.data(), gbuf.data());
-                    PerQuery& s = st[i - q0];
-                    const uint64_t* pk = pkb.data();
-                    const uint32_t* gb = gainb.data();
-                    double* tb = termb.data();
-                    const int64_t m = rank_positions(dbuf.data(), rbuf.data(),
-                                                     graded ? gbuf.data() : nullptr, n, nbits,
-                                                     s.ctr.data(), pkb.data(), gainb.data());
-                    p.ratio(pk, m, tb);
-                    add_in_order(tb, pk, m, first_m, &s.ap, &s.apf);
-                    if (C == 0) continue;
-                    // Only the (few) items ranked within the last cut-off reach a bucket.
-                    for (int64_t c = 0; c < m; ++c) {
-                        const int64_t pos = static_cast<int64_t>(pk[c] & kLow32);
-                        if (pos > last_cut) continue;
-                        const int64_t bb = bucket_of(pos);
-                        ++s.rel_b[bb];
-                        s.ap_b[bb] += tb[c];
-                        if (graded) {
-                            const uint32_t gg = gb[c];
-                            s.gain_b[bb] += gg;
-                            s.dcg_b[bb] += static_cast<double>(gg) /
-                                           std::log2(static_cast<double>(pos) + 1.0);
+                std::fill(rel_b.begin(), rel_b.end(), 0);
+                std::fill(gain_b.begin(), gain_b.end(), 0);
+                std::fill(ap_b.begin(), ap_b.end(), 0.0);
+                std::fill(dcg_b.begin(), dcg_b.end(), 0.0);
+                double ap = 0.0, apf = 0.0;
+                // The kept items in database-index order (the float sums follow this order
+                // exactly; see hashkit/_numba.py): (a) final ranks, (b) the divisions
+                // (vectorised), (c) the sums in index order.
+                for (int64_t g = 0; g < kSeg; ++g) {
+                    const uint64_t* bs = base.data() + g;
+                    for (int64_t c0 = lo[g]; c0 < s.at[g]; c0 += kChunk) {
+                        const int64_t m = std::min(kChunk, s.at[g] - c0);
+                        const uint64_t* lp = s.pk.data() + c0;
+                        const DistT* ld = kPack ? nullptr : s.dk.data() + c0;
+                        uint64_t* pk = pkb.data();
+                        if (kPack) {
+                            for (int64_t c = 0; c < m; ++c) {
+                                const uint64_t v = lp[c];
+                                pk[c] = (v & kLow28) + (((v >> kPackRelShift) & kLow28) << 32) +
+                                        bs[(v >> kPackDistShift) * kSeg];
+                            }
+                        } else {
+                            for (int64_t c = 0; c < m; ++c) pk[c] = lp[c] + bs[ld[c] * kSeg];
+                        }
+                        double* tb = termb.data();
+                        p.ratio(pk, m, tb);
+                        add_in_order(tb, pk, m, first_m, &ap, &apf);
+                        if (C == 0) continue;
+                        const uint32_t* gb = graded ? s.gk.data() + c0 : nullptr;
+                        // Only the (few) items ranked within the last cut-off reach a bucket.
+                        for (int64_t c = 0; c < m; ++c) {
+                            const int64_t pos = static_cast<int64_t>(pk[c] & kLow32);
+                            if (pos > last_cut) continue;
+                            const int64_t bb = bucket_of(pos);
+                            ++rel_b[bb];
+                            ap_b[bb] += tb[c];
+                            if (graded) {
+                                const uint32_t gg = gb[c];
+                                gain_b[bb] += gg;
+                                dcg_b[bb] += static_cast<double>(gg) /
+                                             std::log2(static_cast<double>(pos) + 1.0);
+                            }
                         }
                     }
                 }
-            }
-            for (int64_t i = q0; i < q1; ++i) {
-                const PerQuery& s = st[i - q0];
-                out.ap_sum[i] = s.ap;
-                out.ap_first[i] = s.apf;
+                out.ap_sum[i] = ap;
+                out.ap_first[i] = apf;
                 int64_t srel = 0, sgain = 0;
                 double sap = 0.0, sdcg = 0.0;
                 for (int64_t c = 0; c < C; ++c) {
-                    srel += s.rel_b[c];
-                    sap += s.ap_b[c];
+                    srel += rel_b[c];
+                    sap += ap_b[c];
                     out.rel_at[i * C + c] = srel;
                     out.ap_sum_at[i * C + c] = sap;
                     if (graded) {
-                        sgain += s.gain_b[c];
-                        sdcg += s.dcg_b[c];
+                        sgain += gain_b[c];
+                        sdcg += dcg_b[c];
                         out.gain_at[i * C + c] = sgain;
                         out.dcg_at[i * C + c] = sdcg;
                     }
@@ -654,12 +764,17 @@ void hist_stats(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, int nthre
 void rank_stats(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cutoffs,
                 int64_t ncut, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
                 const RankStatsOut& out) {
-    if (nbits <= 65535)
-        rank_impl<uint16_t>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded, nlabels,
-                            nthreads, out);
+    // The distance rides in the packed counter when it fits (see rank_local_seg).
+    const bool pack = nbits < 256 && db.n / kSeg + 1 < (int64_t{1} << kPackRelShift);
+    if (pack)
+        rank_impl<uint16_t, true>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded, nlabels,
+                                  nthreads, out);
+    else if (nbits <= 65535)
+        rank_impl<uint16_t, false>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded,
+                                   nlabels, nthreads, out);
     else
-        rank_impl<int32_t>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded, nlabels,
-                           nthreads, out);
+        rank_impl<int32_t, false>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded, nlabels,
+                                  nthreads, out);
 }
 
 }  // namespace hk
