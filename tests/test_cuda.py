@@ -15,6 +15,8 @@ chunks are the largest the 16-bit packed counters allow. Run under compute-sanit
 from __future__ import annotations
 
 import numpy as np
+
+from hashkit._validate import to_numpy
 import pytest
 
 import oracle as O
@@ -58,12 +60,7 @@ def dev(fw_name: str, a: np.ndarray):
 
 
 def host(x) -> np.ndarray:
-    mod = type(x).__module__.split(".")[0]
-    if mod == "torch":
-        return x.cpu().numpy()
-    if mod == "cupy":
-        return x.get()
-    return np.asarray(x)
+    return to_numpy(x, "array")
 
 
 def check_same_framework(fw_name: str, x, ref_device_input) -> None:
