@@ -393,18 +393,11 @@ void fold_pairs(const int64_t* h, int64_t nb1, int64_t* hist_all, int64_t* hist_
 // (branch-free compaction). Needs N < 2^32.
 constexpr uint64_t kLow32 = 0xffffffffULL;
 
-// The AP sums in database-index order (the order hashkit/_numba.py uses, for bitwise equality).
-void add_in_order(const double* __restrict term, const uint64_t* __restrict pk, int64_t m,
-                  int64_t first_m, double* ap_io, double* apf_io) {
-    double ap = *ap_io, apf = *apf_io;
-    const uint64_t fm = static_cast<uint64_t>(first_m);
-    for (int64_t c = 0; c < m; ++c) {
-        ap += term[c];
-        // adding +0.0 leaves a non-negative sum bitwise unchanged
-        apf += (pk[c] >> 32) <= fm ? term[c] : 0.0;
-    }
-    *ap_io = ap;
-    *apf_io = apf;
+// The eight AP lanes of rank_stats (see ApLanesFn) folded in a fixed tree, the order
+// hashkit/_numba.py uses, for bitwise equality.
+inline double lane_total(const double* l) {
+    static_assert(kLanes == 8, "lane_total folds eight lanes");
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
 // Shared by hist_stats and rank_stats: per (query, tile) distances and relevance (or gain).
@@ -576,6 +569,7 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
         return [&, dbuf = std::vector<DistT>(kSeg * kSegT), rbuf = std::vector<uint8_t>(kSeg * kSegT),
                 gbuf = std::vector<uint32_t>(graded ? kSeg * kSegT : 0),
                 pkb = std::vector<uint64_t>(kChunk), termb = std::vector<double>(kChunk),
+                gstage = std::vector<uint32_t>(graded ? kChunk : 0),
                 rel_b = std::vector<int64_t>(C + 1), gain_b = std::vector<int64_t>(C + 1),
                 ap_b = std::vector<double>(C + 1), dcg_b = std::vector<double>(C + 1),
                 base = std::vector<uint64_t>(kSeg * nb1),
@@ -650,17 +644,44 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 std::fill(gain_b.begin(), gain_b.end(), 0);
                 std::fill(ap_b.begin(), ap_b.end(), 0.0);
                 std::fill(dcg_b.begin(), dcg_b.end(), 0.0);
-                double ap = 0.0, apf = 0.0;
                 // The kept items in database-index order (the float sums follow this order
-                // exactly; see hashkit/_numba.py): (a) final ranks, (b) the divisions
-                // (vectorised), (c) the sums in index order.
+                // exactly; see hashkit/_numba.py): (a) final ranks into the staging buffer,
+                // segment after segment, (b) when it is full (a multiple of kLanes, so the
+                // lanes stay aligned) or at the end, the AP lane sums, and for the cut-offs
+                // the terms and their buckets.
+                double lanes[2 * kLanes] = {};
+                int64_t fill = 0;
+                auto flush = [&]() {
+                    if (fill == 0) return;
+                    const uint64_t* pk = pkb.data();
+                    p.ap_lanes(pk, fill, static_cast<uint64_t>(first_m), lanes);
+                    if (C > 0) {
+                        double* tb = termb.data();
+                        p.ratio(pk, fill, tb);
+                        // Only the (few) items ranked within the last cut-off reach a bucket.
+                        for (int64_t c = 0; c < fill; ++c) {
+                            const int64_t pos = static_cast<int64_t>(pk[c] & kLow32);
+                            if (pos > last_cut) continue;
+                            const int64_t bb = bucket_of(pos);
+                            ++rel_b[bb];
+                            ap_b[bb] += tb[c];
+                            if (graded) {
+                                const uint32_t gg = gstage[c];
+                                gain_b[bb] += gg;
+                                dcg_b[bb] += static_cast<double>(gg) /
+                                             std::log2(static_cast<double>(pos) + 1.0);
+                            }
+                        }
+                    }
+                    fill = 0;
+                };
                 for (int64_t g = 0; g < kSeg; ++g) {
                     const uint64_t* bs = base.data() + g;
-                    for (int64_t c0 = lo[g]; c0 < s.at[g]; c0 += kChunk) {
-                        const int64_t m = std::min(kChunk, s.at[g] - c0);
+                    for (int64_t c0 = lo[g]; c0 < s.at[g];) {
+                        const int64_t m = std::min(kChunk - fill, s.at[g] - c0);
                         const uint64_t* lp = s.pk.data() + c0;
                         const DistT* ld = kPack ? nullptr : s.dk.data() + c0;
-                        uint64_t* pk = pkb.data();
+                        uint64_t* pk = pkb.data() + fill;
                         if (kPack) {
                             for (int64_t c = 0; c < m; ++c) {
                                 const uint64_t v = lp[c];
@@ -670,27 +691,15 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                         } else {
                             for (int64_t c = 0; c < m; ++c) pk[c] = lp[c] + bs[ld[c] * kSeg];
                         }
-                        double* tb = termb.data();
-                        p.ratio(pk, m, tb);
-                        add_in_order(tb, pk, m, first_m, &ap, &apf);
-                        if (C == 0) continue;
-                        const uint32_t* gb = graded ? s.gk.data() + c0 : nullptr;
-                        // Only the (few) items ranked within the last cut-off reach a bucket.
-                        for (int64_t c = 0; c < m; ++c) {
-                            const int64_t pos = static_cast<int64_t>(pk[c] & kLow32);
-                            if (pos > last_cut) continue;
-                            const int64_t bb = bucket_of(pos);
-                            ++rel_b[bb];
-                            ap_b[bb] += tb[c];
-                            if (graded) {
-                                const uint32_t gg = gb[c];
-                                gain_b[bb] += gg;
-                                dcg_b[bb] += static_cast<double>(gg) /
-                                             std::log2(static_cast<double>(pos) + 1.0);
-                            }
-                        }
+                        if (graded && C > 0)
+                            std::copy(s.gk.data() + c0, s.gk.data() + c0 + m, gstage.data() + fill);
+                        fill += m;
+                        c0 += m;
+                        if (fill == kChunk) flush();
                     }
                 }
+                flush();
+                const double ap = lane_total(lanes), apf = lane_total(lanes + kLanes);
                 out.ap_sum[i] = ap;
                 out.ap_first[i] = apf;
                 int64_t srel = 0, sgain = 0;

@@ -27,6 +27,12 @@ using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int6
 // out[c] = double(pk[c] >> 32) / double(pk[c] & 0xffffffff) (relevant rank / position, packed
 // by rank_stats): a correctly rounded IEEE division, so every path gives the same bits.
 using RatioFn = void (*)(const uint64_t* pk, int64_t m, double* out);
+// The AP sums of rank_stats in eight lanes: with t(c) the ratio above, lanes[c % 8] += t(c)
+// and, when (pk[c] >> 32) <= first_m, lanes[8 + c % 8] += t(c), for c in [0, m) in order (c
+// counted from pk, so a caller keeps the lanes aligned by passing multiples of 8 but the last).
+// Each lane is its own running sum; every path gives the same bits.
+constexpr int kLanes = 8;
+using ApLanesFn = void (*)(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes);
 
 struct Prims {
     Isa isa;
@@ -37,6 +43,7 @@ struct Prims {
     RelFn rel;
     GainFn gain;
     RatioFn ratio;
+    ApLanesFn ap_lanes;
 };
 
 // The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512 may lower it, for

@@ -338,8 +338,12 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
 
     Floating-point order (the C++ backend follows it exactly, so results are bitwise equal):
       * term(i) = double(relrank_i) / double(pos_i); relrank/pos are exact integers.
-      * ap_sum   = 0.0, then += term(i) for relevant i in database-index order.
-      * ap_first = 0.0, then += term(i) for relevant i with relrank_i <= first_m, index order.
+      * ap_sum: eight lanes from 0.0; the k-th relevant item in database-index order
+        (k = 0, 1, ...) adds term(i) to lane k % 8; then
+        ap_sum = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). (Eight running sums, not
+        one: the C++ kernel adds them with one vector instruction instead of a dependent chain.)
+      * ap_first: the same lanes and fold over the terms with relrank_i <= first_m (the other
+        items keep k but add nothing).
       * ap_sum_at: bucket b(pos) = smallest c with cutoffs[c] >= pos (no bucket when
         pos > cutoffs[C-1]); bucket[c] = 0.0, += term(i) in database-index order; then
         s = 0.0; for c in 0..C-1: s += bucket[c]; ap_sum_at[c] = s.
@@ -360,6 +364,7 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
         b_gain = np.empty(ncut, np.int64)
         b_ap = np.empty(ncut, np.float64)
         b_dcg = np.empty(ncut, np.float64)
+        lanes = np.empty(16, np.float64)
         for qi in range(c * nq // nchunk, (c + 1) * nq // nchunk):
             for i in range(n):
                 d = _distance(q, qi, db, i)
@@ -396,8 +401,8 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
             b_gain[:] = 0
             b_ap[:] = 0.0
             b_dcg[:] = 0.0
-            ap = 0.0
-            apf = 0.0
+            lanes[:] = 0.0
+            k = 0
             for i in range(n):
                 d = dist[i]
                 pos = start[d] + 1
@@ -407,9 +412,10 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
                     rr = relstart[d] + 1
                     relstart[d] = rr
                     t = rr / pos
-                    ap += t
+                    lanes[k & 7] += t
                     if rr <= first_m:
-                        apf += t
+                        lanes[8 + (k & 7)] += t
+                    k += 1
                     b = bucket_of_d[d]
                     if b < 0:
                         b = _bucket(cutoffs, pos) if pos <= last_cut else ncut
@@ -419,8 +425,10 @@ def _rank_stats_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels,
                         if graded:
                             b_gain[b] += g
                             b_dcg[b] += g / math.log2(pos + 1.0)
-            ap_sum[qi] = ap
-            ap_first[qi] = apf
+            ap_sum[qi] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + (
+                (lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+            ap_first[qi] = ((lanes[8] + lanes[9]) + (lanes[10] + lanes[11])) + (
+                (lanes[12] + lanes[13]) + (lanes[14] + lanes[15]))
             s_rel = 0
             s_ap = 0.0
             s_gain = 0
