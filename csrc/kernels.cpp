@@ -465,77 +465,55 @@ constexpr int64_t kSegT = 512;
 
 inline int64_t seg_lo(int64_t s, int64_t n) { return s * n / kSeg; }
 
-// One tile step: item j of segment s at d[s * kSegT + j] (distances already clamped to nbits),
-// counter of (distance x, segment s) at ctr[x * kSeg + s]; kept items of segment s stored
-// from pk[at[s]] / dk[at[s]] on (at[s] advanced). Every item takes a store at its segment's
-// next slot (branch-free compaction); the slot never passes the segment's end.
-// Packed local counters: with kPack the counter also carries its distance,
-// (x << 56) | (relevant count << 28) | count (distances < 2^8, segments < 2^28 items), so a
-// kept item needs one store fewer; otherwise (relevant count << 32) | count and the distance
-// is kept beside it.
-constexpr int kPackRelShift = 28;
+// One tile step: item j of segment s at d[s * kSegT + j] (distances already clamped to nbits)
+// with its counter increment inc[s * kSegT + j] = 1 + (relevant << 32); the counters of
+// segment s at ctr + s * nb1, one per distance. A counter is (relevant count << 32) | count;
+// with kPack it also carries its distance in the top byte, (x << 56) | ..., so a kept item
+// needs one store fewer (distances < 2^8, segments < 2^24 items); otherwise the distance is
+// kept beside it. Kept items of segment s are stored from pk[at[s]] / dk[at[s]] on (at[s]
+// advanced). Every item takes a store at its segment's next slot (branch-free compaction);
+// the slot never passes the segment's end.
 constexpr int kPackDistShift = 56;
-constexpr uint64_t kLow28 = (uint64_t{1} << 28) - 1;
+constexpr uint64_t kLow56 = (uint64_t{1} << kPackDistShift) - 1;
 
 template <class DistT, bool kGain, bool kPack>
-void rank_local_seg(const DistT* __restrict d, const uint8_t* __restrict rel,
-                    const uint32_t* __restrict gain, const int64_t* n, uint64_t* __restrict ctr,
-                    uint64_t* __restrict pk, DistT* __restrict dk, uint32_t* __restrict gk,
-                    int64_t* at) {
+void rank_local_seg(const DistT* __restrict d, const uint64_t* __restrict inc,
+                    const uint32_t* __restrict gain, const int64_t* n, int64_t nb1,
+                    uint64_t* __restrict ctr, uint64_t* __restrict pk, DistT* __restrict dk,
+                    uint32_t* __restrict gk, int64_t* at) {
     int64_t nmin = n[0];
     for (int64_t s = 1; s < kSeg; ++s) nmin = std::min(nmin, n[s]);
-    constexpr int sh = kPack ? kPackRelShift : 32;
-    int64_t m0 = at[0], m1 = at[1], m2 = at[2], m3 = at[3];
+    int64_t m[kSeg];
+    for (int64_t s = 0; s < kSeg; ++s) m[s] = at[s];
     for (int64_t j = 0; j < nmin; ++j) {
-        const DistT x0 = d[j], x1 = d[kSegT + j], x2 = d[2 * kSegT + j], x3 = d[3 * kSegT + j];
-        const uint64_t a0 = rel[j], a1 = rel[kSegT + j], a2 = rel[2 * kSegT + j],
-                       a3 = rel[3 * kSegT + j];
-        const uint64_t v0 = ctr[x0 * kSeg] += 1 + (a0 << sh);
-        const uint64_t v1 = ctr[x1 * kSeg + 1] += 1 + (a1 << sh);
-        const uint64_t v2 = ctr[x2 * kSeg + 2] += 1 + (a2 << sh);
-        const uint64_t v3 = ctr[x3 * kSeg + 3] += 1 + (a3 << sh);
-        pk[m0] = v0;
-        pk[m1] = v1;
-        pk[m2] = v2;
-        pk[m3] = v3;
-        if constexpr (!kPack) {
-            dk[m0] = x0;
-            dk[m1] = x1;
-            dk[m2] = x2;
-            dk[m3] = x3;
+#pragma GCC unroll 16
+        for (int64_t s = 0; s < kSeg; ++s) {
+            const DistT x = d[s * kSegT + j];
+            const uint64_t a = inc[s * kSegT + j];
+            const uint64_t v = ctr[s * nb1 + x] += a;
+            pk[m[s]] = v;
+            if constexpr (!kPack) dk[m[s]] = x;
+            if constexpr (kGain) gk[m[s]] = gain[s * kSegT + j];
+            m[s] += static_cast<int64_t>(a >> 32);
         }
-        if constexpr (kGain) {
-            gk[m0] = gain[j];
-            gk[m1] = gain[kSegT + j];
-            gk[m2] = gain[2 * kSegT + j];
-            gk[m3] = gain[3 * kSegT + j];
-        }
-        m0 += static_cast<int64_t>(a0);
-        m1 += static_cast<int64_t>(a1);
-        m2 += static_cast<int64_t>(a2);
-        m3 += static_cast<int64_t>(a3);
     }
-    at[0] = m0;
-    at[1] = m1;
-    at[2] = m2;
-    at[3] = m3;
     for (int64_t s = 0; s < kSeg; ++s) {
-        int64_t m = at[s];
+        int64_t mm = m[s];
+        uint64_t* cs = ctr + s * nb1;
         for (int64_t j = s * kSegT + nmin; j < s * kSegT + n[s]; ++j) {
-            const uint64_t a = rel[j];
-            const uint64_t v = ctr[d[j] * kSeg + s] += 1 + (a << sh);
-            pk[m] = v;
-            if constexpr (!kPack) dk[m] = d[j];
-            if constexpr (kGain) gk[m] = gain[j];
-            m += static_cast<int64_t>(a);
+            const uint64_t v = cs[d[j]] += inc[j];
+            pk[mm] = v;
+            if constexpr (!kPack) dk[mm] = d[j];
+            if constexpr (kGain) gk[mm] = gain[j];
+            mm += static_cast<int64_t>(inc[j] >> 32);
         }
-        at[s] = m;
+        at[s] = mm;
     }
 }
 
 // Queries per block in rank_stats: each keeps an O(N) buffer, so one (measured: no slower
 // than blocks of 2-8 at NUS-WIDE size, the database tiles come from L3 either way).
-constexpr int64_t kRankBlock = 1;
+constexpr int64_t kRankBlock = 2;
 // Kept items turned into ranks per chunk (the term buffer).
 constexpr int64_t kChunk = 1024;
 
@@ -543,9 +521,18 @@ template <class DistT, bool kPack>
 void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cut,
                int64_t C, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
                const RankStatsOut& out) {
-    static_assert(kSeg == 4, "rank_local_seg is written out for four segments");
     const Prims p = get_prims(best_isa(), q.w, ql.w);
     const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
+    PrepFn<DistT> prep;
+    Tile11Fn<DistT> tile11;
+    if constexpr (std::is_same_v<DistT, uint16_t>) {
+        prep = p.prep16;
+        tile11 = p.tile11_16;
+    } else {
+        prep = p.prep32;
+        tile11 = p.tile11_32;
+    }
+    const bool one_word = q.w == 1 && ql.w == 1 && !graded;
     const int64_t N = db.n;
     const int64_t nb1 = nbits + 1, ng1 = nlabels + 1;
     const int64_t nblocks = (q.n + kRankBlock - 1) / kRankBlock;
@@ -560,13 +547,14 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
     };
     run_blocks(nblocks, nthreads, [&]() {
         struct PerQuery {
-            std::vector<uint64_t> ctr;  // (distance x, segment s) at x * kSeg + s
+            std::vector<uint64_t> ctr;  // (segment s, distance x) at s * nb1 + x
             std::vector<uint64_t> pk;   // kept: packed local (relevant rank, position)
             std::vector<DistT> dk;      // kept: distance
             std::vector<uint32_t> gk;   // kept: gain (graded)
             int64_t at[kSeg];           // segment s's kept items: [lo[s], at[s])
         };
         return [&, dbuf = std::vector<DistT>(kSeg * kSegT), rbuf = std::vector<uint8_t>(kSeg * kSegT),
+                ibuf = std::vector<uint64_t>(kSeg * kSegT),
                 gbuf = std::vector<uint32_t>(graded ? kSeg * kSegT : 0),
                 pkb = std::vector<uint64_t>(kChunk), termb = std::vector<double>(kChunk),
                 gstage = std::vector<uint32_t>(graded ? kChunk : 0),
@@ -578,9 +566,9 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
             for (int64_t i = q0; i < q1; ++i) {
                 PerQuery& s = st[i - q0];
                 s.ctr.resize(kSeg * nb1);
-                for (int64_t x = 0; x < nb1; ++x)
-                    for (int64_t g = 0; g < kSeg; ++g)
-                        s.ctr[x * kSeg + g] = kPack ? static_cast<uint64_t>(x) << kPackDistShift : 0;
+                for (int64_t g = 0; g < kSeg; ++g)
+                    for (int64_t x = 0; x < nb1; ++x)
+                        s.ctr[g * nb1 + x] = kPack ? static_cast<uint64_t>(x) << kPackDistShift : 0;
                 // Not initialised: only what the walk wrote is read.
                 if (static_cast<int64_t>(s.pk.size()) < N) {
                     s.pk.resize(N);
@@ -600,15 +588,21 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                         n[g] = std::max<int64_t>(0, std::min(kSegT, lo[g + 1] - lo[g] - k0));
                         if (n[g] == 0) continue;
                         DistT* dg = dbuf.data() + g * kSegT;
+                        if (one_word) {
+                            const int64_t j0 = lo[g] + k0;
+                            tile11(q.data[i], db.data + j0, ql.data[i], dbl.data + j0, n[g], nbT,
+                                   dg, ibuf.data() + g * kSegT);
+                            continue;
+                        }
                         ev(i, lo[g] + k0, n[g], graded, dg, rbuf.data() + g * kSegT,
                            graded ? gbuf.data() + g * kSegT : nullptr);
-                        for (int64_t j = 0; j < n[g]; ++j) dg[j] = std::min(dg[j], nbT);
+                        prep(dg, rbuf.data() + g * kSegT, n[g], nbT, ibuf.data() + g * kSegT);
                     }
                     PerQuery& s = st[i - q0];
                     if (graded) {
-                        rank_local_seg<DistT, true, kPack>(dbuf.data(), rbuf.data(), gbuf.data(), n,
-                                                    s.ctr.data(), s.pk.data(), s.dk.data(),
-                                                    s.gk.data(), s.at);
+                        rank_local_seg<DistT, true, kPack>(dbuf.data(), ibuf.data(), gbuf.data(),
+                                                           n, nb1, s.ctr.data(), s.pk.data(),
+                                                           s.dk.data(), s.gk.data(), s.at);
                         int64_t* gh = out.gain_hist + i * ng1;
                         for (int64_t g = 0; g < kSeg; ++g) {
                             const uint32_t* gg = gbuf.data() + g * kSegT;
@@ -616,25 +610,28 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                                 ++gh[std::min<int64_t>(gg[j], nlabels)];
                         }
                     } else {
-                        rank_local_seg<DistT, false, kPack>(dbuf.data(), rbuf.data(), nullptr, n,
-                                                     s.ctr.data(), s.pk.data(), s.dk.data(),
-                                                     nullptr, s.at);
+                        rank_local_seg<DistT, false, kPack>(dbuf.data(), ibuf.data(), nullptr, n,
+                                                            nb1, s.ctr.data(), s.pk.data(),
+                                                            s.dk.data(), nullptr, s.at);
                     }
                 }
             }
             for (int64_t i = q0; i < q1; ++i) {
                 PerQuery& s = st[i - q0];
-                // Histograms from the counters; start offsets per (distance, segment)
-                // (positions are 1-based: the local counts already are).
+                // Histograms from the counters; start offsets per (segment, distance)
+                // (positions are 1-based: the local counts already are). With kPack the
+                // offset also cancels the distance byte of the kept value: a kept item's final
+                // (relevant rank, position) is then one add, v + base[distance].
                 int64_t* ha = out.hist_all + i * nb1;
                 int64_t* hr = out.hist_rel + i * nb1;
                 uint64_t cum = 0;
                 for (int64_t x = 0; x < nb1; ++x) {
                     const uint64_t start = cum;
                     for (int64_t g = 0; g < kSeg; ++g) {
-                        uint64_t v = s.ctr[x * kSeg + g];
-                        if (kPack) v = (v & kLow28) | (((v >> kPackRelShift) & kLow28) << 32);
-                        base[x * kSeg + g] = cum;
+                        uint64_t v = s.ctr[g * nb1 + x];
+                        const uint64_t tag = kPack ? static_cast<uint64_t>(x) << kPackDistShift : 0;
+                        v -= tag;
+                        base[g * nb1 + x] = cum - tag;  // wraps; the add in (a) wraps back
                         cum += v;
                     }
                     ha[x] = static_cast<int64_t>((cum - start) & kLow32);
@@ -676,20 +673,17 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                     fill = 0;
                 };
                 for (int64_t g = 0; g < kSeg; ++g) {
-                    const uint64_t* bs = base.data() + g;
+                    const uint64_t* bs = base.data() + g * nb1;
                     for (int64_t c0 = lo[g]; c0 < s.at[g];) {
                         const int64_t m = std::min(kChunk - fill, s.at[g] - c0);
                         const uint64_t* lp = s.pk.data() + c0;
                         const DistT* ld = kPack ? nullptr : s.dk.data() + c0;
                         uint64_t* pk = pkb.data() + fill;
                         if (kPack) {
-                            for (int64_t c = 0; c < m; ++c) {
-                                const uint64_t v = lp[c];
-                                pk[c] = (v & kLow28) + (((v >> kPackRelShift) & kLow28) << 32) +
-                                        bs[(v >> kPackDistShift) * kSeg];
-                            }
+                            for (int64_t c = 0; c < m; ++c)
+                                pk[c] = lp[c] + bs[lp[c] >> kPackDistShift];
                         } else {
-                            for (int64_t c = 0; c < m; ++c) pk[c] = lp[c] + bs[ld[c] * kSeg];
+                            for (int64_t c = 0; c < m; ++c) pk[c] = lp[c] + bs[ld[c]];
                         }
                         if (graded && C > 0)
                             std::copy(s.gk.data() + c0, s.gk.data() + c0 + m, gstage.data() + fill);
@@ -774,7 +768,7 @@ void rank_stats(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int
                 int64_t ncut, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
                 const RankStatsOut& out) {
     // The distance rides in the packed counter when it fits (see rank_local_seg).
-    const bool pack = nbits < 256 && db.n / kSeg + 1 < (int64_t{1} << kPackRelShift);
+    const bool pack = nbits < 256 && db.n / kSeg + 1 < (int64_t{1} << (kPackDistShift - 32));
     if (pack)
         rank_impl<uint16_t, true>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded, nlabels,
                                   nthreads, out);

@@ -32,6 +32,15 @@ using RatioFn = void (*)(const uint64_t* pk, int64_t m, double* out);
 // counted from pk, so a caller keeps the lanes aligned by passing multiples of 8 but the last).
 // Each lane is its own running sum; every path gives the same bits.
 constexpr int kLanes = 8;
+// rank_stats' per-tile preparation: d[j] = min(d[j], lim) and inc[j] = 1 + (rel[j] << 32)
+// (its counter increment: one item, and one relevant item when rel[j] is 1).
+template <class DistT>
+using PrepFn = void (*)(DistT* d, const uint8_t* rel, int64_t n, DistT lim, uint64_t* inc);
+// Both steps in one for one-word codes and labels (w = lw = 1, the common case): the clamped
+// distances of db[0, n) to q and their increments for ql / dbl, without the byte buffer.
+template <class DistT>
+using Tile11Fn = void (*)(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl,
+                          int64_t n, DistT lim, DistT* d, uint64_t* inc);
 using ApLanesFn = void (*)(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes);
 
 struct Prims {
@@ -44,6 +53,10 @@ struct Prims {
     GainFn gain;
     RatioFn ratio;
     ApLanesFn ap_lanes;
+    PrepFn<uint16_t> prep16;
+    PrepFn<int32_t> prep32;
+    Tile11Fn<uint16_t> tile11_16;
+    Tile11Fn<int32_t> tile11_32;
 };
 
 // The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512 may lower it, for

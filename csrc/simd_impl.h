@@ -275,6 +275,26 @@ void ap_lanes(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes) {
 }
 #endif
 
+// Plain loops: the compiler vectorises them for the path's instruction set.
+template <class DistT>
+void prep(DistT* d, const uint8_t* rel, int64_t n, DistT lim, uint64_t* inc) {
+    for (int64_t j = 0; j < n; ++j) {
+        d[j] = d[j] < lim ? d[j] : lim;
+        inc[j] = 1 + (static_cast<uint64_t>(rel[j]) << 32);
+    }
+}
+
+template <class DistT>
+void tile11(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, int64_t n, DistT lim,
+            DistT* d, uint64_t* inc) {
+    for (int64_t j = 0; j < n; ++j) {
+        const uint32_t c = pc64(q ^ db[j]);
+        const uint32_t l = static_cast<uint32_t>(lim);
+        d[j] = static_cast<DistT>(c < l ? c : l);
+        inc[j] = 1 + (static_cast<uint64_t>((ql & dbl[j]) != 0) << 32);
+    }
+}
+
 template <class OutT>
 DistFn<OutT> pick_dist(int64_t w) {
 #if HK_IMPL_AVX512
@@ -301,5 +321,9 @@ Prims fill(Isa isa, int64_t w, int64_t lw) {
     p.gain = lw == 1 ? &gain_w<1> : &gain_w<0>;
     p.ratio = &ratio;
     p.ap_lanes = &ap_lanes;
+    p.prep16 = &prep<uint16_t>;
+    p.prep32 = &prep<int32_t>;
+    p.tile11_16 = &tile11<uint16_t>;
+    p.tile11_32 = &tile11<int32_t>;
     return p;
 }

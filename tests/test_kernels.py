@@ -189,17 +189,20 @@ def test_rank_stats_matches_oracle(backend, nbits, kind, nlabels, graded, nthrea
                 check_rank_stats(got, want, graded)
 
 
-@pytest.mark.parametrize("nbits", [7, 64, 130])
-def test_rank_stats_matches_oracle_larger(backend, nbits):
+@pytest.mark.parametrize("graded", [False, True], ids=["binary", "graded"])
+@pytest.mark.parametrize("nbits", [7, 64, 130, 300])
+def test_rank_stats_matches_oracle_larger(backend, nbits, graded):
     # A few hundred items: many relevant items per tie group, floats summed over long runs.
-    rng = np.random.default_rng(seed_of("rank-larger", nbits))
+    # 7 / 64 bits with binary relevance take the C++ one-word tile path; 300 bits (distances
+    # past 255) the layout that keeps each item's distance beside its counter.
+    rng = np.random.default_rng(seed_of("rank-larger", nbits, graded))
     qw, qb, dw, db = codes(rng, 4, 301, nbits, "lowent")
     qlw, qlb = random_labels(rng, 4, 24, 0.2)
     dlw, dlb = random_labels(rng, 301, 24, 0.2)
     cutoffs = np.array([1, 10, 50, 100, 300, 301], np.int64)
-    got = backend.rank_stats(qw, dw, qlw, dlw, nbits, cutoffs, 20, True, 24, 2)
-    want = rank_stats_ref(qb, db, qlb, dlb, nbits, cutoffs, 20, True, 24)
-    check_rank_stats(got, want, True)
+    got = backend.rank_stats(qw, dw, qlw, dlw, nbits, cutoffs, 20, graded, 24, 2)
+    want = rank_stats_ref(qb, db, qlb, dlb, nbits, cutoffs, 20, graded, 24)
+    check_rank_stats(got, want, graded)
 
 
 # ---------------------------------------------------------------------------- determinism
