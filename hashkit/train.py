@@ -368,6 +368,8 @@ class Trainer:
         self.method = self.method_cls(self.nbits, cfg["image_dim"], cfg["text_dim"], cfg["nlabels"],
                                       config=self.config, device=self.device)
         self.method.rng = np.random.default_rng([self.seed, 0x4A5E])
+        # Where a method may write its own artefacts (DAPH: proxy_codes.pt); None: nowhere.
+        self.method.run_dir = self.out_dir
         tr = self.ds.train
         feats = _has_features(tr)
         self.train_data = TrainData(tr.images if feats else None, tr.texts, tr.labels, device=self.device,

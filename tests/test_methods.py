@@ -167,6 +167,19 @@ class TestUGACH(MethodContract): method, overrides = "ugach", {"pretrain_epochs"
 class TestDAPH(MethodContract): method, overrides = "daph", {"proxy_epochs": 1, "hidden": 32, "proxy_hidden": 32, "label_hidden": 32, "fused": 16, "proxy_batch_size": 16}  # noqa: E701,E501
 
 
+def test_daph_run_writes_proxy_codes(tmp_path):
+    """The Trainer hands DAPH its run folder: the proxy stage leaves RUN_DIR/proxy_codes.pt."""
+    import torch
+
+    t = TestDAPH().trainer(out=tmp_path / "run")
+    t.fit()
+    state = torch.load(tmp_path / "run" / "proxy_codes.pt")
+    assert set(state) == {"image_code", "text_code", "class_code", "label"}
+    n = t.train_data.n
+    assert state["image_code"].shape == (n, 8) and state["text_code"].shape == (n, 8)
+    assert set(state["image_code"].unique().tolist()) <= {-1.0, 1.0}
+
+
 class TestGCH(MethodContract): method, overrides = "gch", {"embed_dim": 16, "hidden_dim": 16, "gcn_hidden": 8}  # noqa: E701,E501
 
 

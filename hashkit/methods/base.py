@@ -212,9 +212,13 @@ class Method:
     -----------------------------
     rng : numpy.random.Generator
         The method's seeded generator (checkpointed). Use it for batch order and sampling.
+    run_dir : pathlib.Path or None
+        The run's output folder, for artefacts a method writes itself (DAPH's
+        ``proxy_codes.pt``); ``None`` when the Trainer writes nothing.
     """
 
     name: str = ""
+    run_dir = None
     defaults: dict = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "eval_every": 0}
     dataset_defaults: dict = {}
     buffer_names: tuple = ()

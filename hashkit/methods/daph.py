@@ -18,8 +18,9 @@ Two stages, both epochs of one training run (the stage is derived from the epoch
 
    At the end of the stage the sign codes of every training item (``proxy_image``,
    ``proxy_text``) and of every class (``proxy_class``) are stored as method buffers, so the
-   Trainer's checkpoint (``RUN_DIR/checkpoints/last.pt``) carries them as CPU tensors. When
-   the Trainer sets ``method.run_dir`` they are also written to ``RUN_DIR/proxy_codes.pt``
+   Trainer's checkpoint (``RUN_DIR/checkpoints/last.pt``) carries them as CPU tensors. A Trainer
+   with an output folder sets ``method.run_dir``, and they are also written to
+   ``RUN_DIR/proxy_codes.pt``
    (``torch.load`` gives a dict of CPU tensors: ``image_code``, ``text_code``, ``class_code``,
    ``label``).
 
@@ -256,7 +257,6 @@ class DAPH(Method):
     dataset_defaults = {"mfeat": {"epochs": 60, "proxy_epochs": 15, "lr": 3e-3, "hidden": 1024}}
     buffer_names = ("proxy_image", "proxy_text", "proxy_class")
 
-    run_dir = None          # set by a Trainer that wants RUN_DIR/proxy_codes.pt written
 
     def build(self) -> None:
         cfg = self.config
