@@ -32,6 +32,12 @@ using RatioFn = void (*)(const uint64_t* pk, int64_t m, double* out);
 // counted from pk, so a caller keeps the lanes aligned by passing multiples of 8 but the last).
 // Each lane is its own running sum; every path gives the same bits.
 constexpr int kLanes = 8;
+// ApLanesFn on kept items not yet ranked: the value of item c is u = v[c] + tab[v[c] >> 56]
+// (its per-(segment, distance) offset, ntab entries), and it goes to lane (k0 + c) % 8: one
+// call per segment, the lanes continuing across calls. Same bits as ranking into a buffer and
+// calling ApLanesFn on it. wlo: where the 32 most used entries start (a hint; any value works).
+using ApLanesTabFn = void (*)(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
+                              int64_t ntab, int64_t wlo, uint64_t first_m, double* lanes);
 // rank_stats' per-tile preparation: d[j] = min(d[j], lim) and inc[j] = 1 + (rel[j] << 32)
 // (its counter increment: one item, and one relevant item when rel[j] is 1).
 template <class DistT>
@@ -53,6 +59,7 @@ struct Prims {
     GainFn gain;
     RatioFn ratio;
     ApLanesFn ap_lanes;
+    ApLanesTabFn ap_lanes_tab;
     PrepFn<uint16_t> prep16;
     PrepFn<int32_t> prep32;
     Tile11Fn<uint16_t> tile11_16;

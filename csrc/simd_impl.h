@@ -259,7 +259,75 @@ void ap_lanes(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes) {
     _mm512_storeu_pd(lanes, a);
     _mm512_storeu_pd(lanes + kLanes, f);
 }
+
+// The offsets come from registers: the 32 table entries from wlo on by two two-register
+// permutes and a blend (distances cluster, so nearly every item falls in that window); the
+// rare item outside it takes a scalar lookup. No gather (slow on current x86).
+void ap_lanes_tab(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab, int64_t ntab,
+                  int64_t wlo, uint64_t first_m, double* lanes) {
+    __m512d a = _mm512_loadu_pd(lanes), f = _mm512_loadu_pd(lanes + kLanes);
+    const __m512i fm = _mm512_set1_epi64(static_cast<long long>(first_m));
+    const __m512i lo = _mm512_set1_epi64(0xffffffffLL);
+    const __m512i one = _mm512_set1_epi64(1);
+    const __m512i w0 = _mm512_set1_epi64(wlo);
+    const __m512i w32 = _mm512_set1_epi64(32);
+    const __m512i b16 = _mm512_set1_epi64(16);
+    // the window's entries (entries past ntab read as 0: never used, no item has them)
+    alignas(64) uint64_t win[32];
+    for (int e = 0; e < 32; ++e) win[e] = wlo + e < ntab ? tab[wlo + e] : 0;
+    const __m512i t0 = _mm512_load_si512(win), t1 = _mm512_load_si512(win + 8);
+    const __m512i t2 = _mm512_load_si512(win + 16), t3 = _mm512_load_si512(win + 24);
+    const int r = static_cast<int>(k0 & (kLanes - 1));
+    // Lane l of each vector holds item c + l; a head that starts mid-vector (c = -r) takes
+    // the first items into lanes r..7.
+    for (int64_t c = -r; c < m; c += kLanes) {
+        __mmask8 k;
+        __m512i x;
+        if (c < 0) {
+            const int64_t n = m < c + kLanes ? m : c + kLanes;
+            k = static_cast<__mmask8>(((1u << n) - 1u) << r);
+            x = _mm512_maskz_expandloadu_epi64(k, v);
+        } else {
+            k = m - c >= kLanes ? __mmask8(0xff) : static_cast<__mmask8>((1u << (m - c)) - 1u);
+            x = _mm512_maskz_loadu_epi64(k, v + c);
+        }
+        const __m512i di = _mm512_srli_epi64(x, 56);
+        const __m512i wi = _mm512_sub_epi64(di, w0);  // below the window: wraps, so "outside"
+        const __mmask8 out = _mm512_mask_cmpge_epu64_mask(k, wi, w32);
+        __m512i b = _mm512_mask_blend_epi64(_mm512_test_epi64_mask(wi, b16),
+                                            _mm512_permutex2var_epi64(t0, wi, t1),
+                                            _mm512_permutex2var_epi64(t2, wi, t3));
+        if (out) {
+            alignas(64) uint64_t xs[kLanes], bs[kLanes];
+            _mm512_store_si512(xs, x);
+            _mm512_store_si512(bs, b);
+            for (int l = 0; l < kLanes; ++l)
+                if (out >> l & 1) bs[l] = tab[xs[l] >> 56];
+            b = _mm512_load_si512(bs);
+        }
+        const __m512i u = _mm512_add_epi64(x, b);
+        const __m512i rr = _mm512_srli_epi64(u, 32);
+        const __m512i ps = _mm512_mask_mov_epi64(one, k, _mm512_and_si512(u, lo));
+        const __m512d t = _mm512_div_pd(_mm512_cvtepu64_pd(rr), _mm512_cvtepu64_pd(ps));
+        a = _mm512_mask_add_pd(a, k, a, t);
+        f = _mm512_mask_add_pd(f, k & _mm512_cmple_epu64_mask(rr, fm), f, t);
+    }
+    _mm512_storeu_pd(lanes, a);
+    _mm512_storeu_pd(lanes + kLanes, f);
+}
 #else
+void ap_lanes_tab(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab, int64_t,
+                  int64_t, uint64_t first_m, double* lanes) {
+    for (int64_t c = 0; c < m; ++c) {
+        const uint64_t u = v[c] + tab[v[c] >> 56];
+        const double t = static_cast<double>(static_cast<uint32_t>(u >> 32)) /
+                         static_cast<double>(static_cast<uint32_t>(u));
+        const int64_t l = (k0 + c) & (kLanes - 1);
+        lanes[l] += t;
+        lanes[kLanes + l] += (u >> 32) <= first_m ? t : 0.0;
+    }
+}
+
 void ap_lanes(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes) {
     for (int64_t c0 = 0; c0 < m; c0 += kLanes) {
         const int64_t n = m - c0 < kLanes ? m - c0 : kLanes;
@@ -321,6 +389,7 @@ Prims fill(Isa isa, int64_t w, int64_t lw) {
     p.gain = lw == 1 ? &gain_w<1> : &gain_w<0>;
     p.ratio = &ratio;
     p.ap_lanes = &ap_lanes;
+    p.ap_lanes_tab = &ap_lanes_tab;
     p.prep16 = &prep<uint16_t>;
     p.prep32 = &prep<int32_t>;
     p.tile11_16 = &tile11<uint16_t>;

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracle import (hamming_ref, hist_ref, radius_ref, random_codes, random_labels,
+from oracle import (hamming_ref, hist_ref, pack_bits, radius_ref, random_codes, random_labels,
                     rank_stats_ref, stable_ranking, topk_ref)
 
 NBITS = [1, 7, 16, 63, 64, 65, 130]
@@ -203,6 +203,27 @@ def test_rank_stats_matches_oracle_larger(backend, nbits, graded):
     got = backend.rank_stats(qw, dw, qlw, dlw, nbits, cutoffs, 20, graded, 24, 2)
     want = rank_stats_ref(qb, db, qlb, dlb, nbits, cutoffs, 20, graded, 24)
     check_rank_stats(got, want, graded)
+
+
+def test_rank_stats_distances_far_apart(backend):
+    # Distances in clusters far apart (0-ish and ~nbits): the C++ kernel ranks the densest
+    # 32 distances from registers and the rest by lookup; both must agree with the oracle.
+    rng = np.random.default_rng(seed_of("rank-spread"))
+    nbits, n = 200, 500
+    base = rng.random((1, nbits)) < 0.5
+    db = np.repeat(base, n, axis=0)
+    far = rng.random(n) < 0.4
+    db[far] = ~db[far]
+    db ^= rng.random((n, nbits)) < 0.03  # spread each cluster over a few distances
+    qb = np.concatenate([base, ~base, rng.random((2, nbits)) < 0.5])
+    qw, dw = pack_bits(qb), pack_bits(db)
+    qlw, qlb = random_labels(rng, len(qb), 24, 0.3)
+    dlw, dlb = random_labels(rng, n, 24, 0.3)
+    for first_m in (0, 7, 10**6):
+        got = backend.rank_stats(qw, dw, qlw, dlw, nbits, np.zeros(0, np.int64), first_m, False,
+                                 24, 2)
+        want = rank_stats_ref(qb, db, qlb, dlb, nbits, np.zeros(0, np.int64), first_m, False, 24)
+        check_rank_stats(got, want, False)
 
 
 # ---------------------------------------------------------------------------- determinism
