@@ -476,6 +476,18 @@ inline int64_t seg_lo(int64_t s, int64_t n) { return s * n / kSeg; }
 constexpr int kPackDistShift = 56;
 constexpr uint64_t kLow56 = (uint64_t{1} << kPackDistShift) - 1;
 
+// An empty asm that claims to change x: the compiler keeps x in a general register and cannot
+// pack several such scalars into one vector register (GCC's SLP vectoriser did that to the
+// walk's slot counters, putting a vector-to-scalar move in every store's address).
+template <class T>
+inline void keep_in_register(T& x) {
+#if defined(__GNUC__)
+    __asm__("" : "+r"(x));
+#else
+    (void)x;
+#endif
+}
+
 template <class DistT, bool kGain, bool kPack>
 void rank_local_seg(const DistT* __restrict d, const uint64_t* __restrict inc,
                     const uint32_t* __restrict gain, const int64_t* n, int64_t nb1,
@@ -483,20 +495,39 @@ void rank_local_seg(const DistT* __restrict d, const uint64_t* __restrict inc,
                     uint32_t* __restrict gk, int64_t* at) {
     int64_t nmin = n[0];
     for (int64_t s = 1; s < kSeg; ++s) nmin = std::min(nmin, n[s]);
-    int64_t m[kSeg];
-    for (int64_t s = 0; s < kSeg; ++s) m[s] = at[s];
+    static_assert(kSeg == 4, "the walk is written out for four segments");
+    const DistT* __restrict d0 = d;
+    const DistT* __restrict d1 = d + kSegT;
+    const DistT* __restrict d2 = d + 2 * kSegT;
+    const DistT* __restrict d3 = d + 3 * kSegT;
+    const uint64_t* __restrict i0 = inc;
+    const uint64_t* __restrict i1 = inc + kSegT;
+    const uint64_t* __restrict i2 = inc + 2 * kSegT;
+    const uint64_t* __restrict i3 = inc + 3 * kSegT;
+    uint64_t* __restrict c0 = ctr;
+    uint64_t* __restrict c1 = ctr + nb1;
+    uint64_t* __restrict c2 = ctr + 2 * nb1;
+    uint64_t* __restrict c3 = ctr + 3 * nb1;
+    int64_t m0 = at[0], m1 = at[1], m2 = at[2], m3 = at[3];
+    // One item of every segment per iteration. Written out (not a loop over segments): GCC
+    // packed the four slot counters of a loop into vector registers, which put a
+    // vector-to-scalar move into every store's address.
+    auto step = [&](const DistT x, const uint64_t a, uint64_t* __restrict c, int64_t& m, int64_t jj,
+                    int64_t s) {
+        const uint64_t v = c[x] += a;
+        pk[m] = v;
+        if constexpr (!kPack) dk[m] = x;
+        if constexpr (kGain) gk[m] = gain[s * kSegT + jj];
+        m += static_cast<int64_t>(a >> 32);
+        keep_in_register(m);
+    };
     for (int64_t j = 0; j < nmin; ++j) {
-#pragma GCC unroll 16
-        for (int64_t s = 0; s < kSeg; ++s) {
-            const DistT x = d[s * kSegT + j];
-            const uint64_t a = inc[s * kSegT + j];
-            const uint64_t v = ctr[s * nb1 + x] += a;
-            pk[m[s]] = v;
-            if constexpr (!kPack) dk[m[s]] = x;
-            if constexpr (kGain) gk[m[s]] = gain[s * kSegT + j];
-            m[s] += static_cast<int64_t>(a >> 32);
-        }
+        step(d0[j], i0[j], c0, m0, j, 0);
+        step(d1[j], i1[j], c1, m1, j, 1);
+        step(d2[j], i2[j], c2, m2, j, 2);
+        step(d3[j], i3[j], c3, m3, j, 3);
     }
+    int64_t m[kSeg] = {m0, m1, m2, m3};
     for (int64_t s = 0; s < kSeg; ++s) {
         int64_t mm = m[s];
         uint64_t* cs = ctr + s * nb1;
@@ -553,9 +584,11 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
             std::vector<uint32_t> gk;   // kept: gain (graded)
             int64_t at[kSeg];           // segment s's kept items: [lo[s], at[s])
         };
-        return [&, dbuf = std::vector<DistT>(kSeg * kSegT), rbuf = std::vector<uint8_t>(kSeg * kSegT),
-                ibuf = std::vector<uint64_t>(kSeg * kSegT),
-                gbuf = std::vector<uint32_t>(graded ? kSeg * kSegT : 0),
+        // Tile buffers: query r of the block, segment g at (r * kSeg + g) * kSegT.
+        return [&, dbuf = std::vector<DistT>(kRankBlock * kSeg * kSegT),
+                rbuf = std::vector<uint8_t>(kSeg * kSegT),
+                ibuf = std::vector<uint64_t>(kRankBlock * kSeg * kSegT),
+                gbuf = std::vector<uint32_t>(graded ? kRankBlock * kSeg * kSegT : 0),
                 pkb = std::vector<uint64_t>(kChunk), termb = std::vector<double>(kChunk),
                 gstage = std::vector<uint32_t>(graded ? kChunk : 0),
                 rel_b = std::vector<int64_t>(C + 1), gain_b = std::vector<int64_t>(C + 1),
@@ -583,36 +616,44 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
             // for the ideal DCG).
             int64_t n[kSeg];
             for (int64_t k0 = 0; k0 < seg_max; k0 += kSegT) {
-                for (int64_t i = q0; i < q1; ++i) {
-                    for (int64_t g = 0; g < kSeg; ++g) {
-                        n[g] = std::max<int64_t>(0, std::min(kSegT, lo[g + 1] - lo[g] - k0));
-                        if (n[g] == 0) continue;
-                        DistT* dg = dbuf.data() + g * kSegT;
+                // Every query of the block on one segment's tile, then the next segment: the
+                // tile is still in L1 for the block's later queries.
+                for (int64_t g = 0; g < kSeg; ++g) {
+                    n[g] = std::max<int64_t>(0, std::min(kSegT, lo[g + 1] - lo[g] - k0));
+                    if (n[g] == 0) continue;
+                    const int64_t j0 = lo[g] + k0;
+                    for (int64_t i = q0; i < q1; ++i) {
+                        const int64_t t = (i - q0) * kSeg * kSegT + g * kSegT;
+                        DistT* dg = dbuf.data() + t;
                         if (one_word) {
-                            const int64_t j0 = lo[g] + k0;
                             tile11(q.data[i], db.data + j0, ql.data[i], dbl.data + j0, n[g], nbT,
-                                   dg, ibuf.data() + g * kSegT);
+                                   dg, ibuf.data() + t);
                             continue;
                         }
-                        ev(i, lo[g] + k0, n[g], graded, dg, rbuf.data() + g * kSegT,
-                           graded ? gbuf.data() + g * kSegT : nullptr);
-                        prep(dg, rbuf.data() + g * kSegT, n[g], nbT, ibuf.data() + g * kSegT);
+                        ev(i, j0, n[g], graded, dg, rbuf.data() + g * kSegT,
+                           graded ? gbuf.data() + t : nullptr);
+                        prep(dg, rbuf.data() + g * kSegT, n[g], nbT, ibuf.data() + t);
                     }
+                }
+                for (int64_t i = q0; i < q1; ++i) {
+                    const int64_t t = (i - q0) * kSeg * kSegT;
                     PerQuery& s = st[i - q0];
                     if (graded) {
-                        rank_local_seg<DistT, true, kPack>(dbuf.data(), ibuf.data(), gbuf.data(),
-                                                           n, nb1, s.ctr.data(), s.pk.data(),
-                                                           s.dk.data(), s.gk.data(), s.at);
+                        rank_local_seg<DistT, true, kPack>(dbuf.data() + t, ibuf.data() + t,
+                                                           gbuf.data() + t, n, nb1, s.ctr.data(),
+                                                           s.pk.data(), s.dk.data(), s.gk.data(),
+                                                           s.at);
                         int64_t* gh = out.gain_hist + i * ng1;
                         for (int64_t g = 0; g < kSeg; ++g) {
-                            const uint32_t* gg = gbuf.data() + g * kSegT;
+                            const uint32_t* gg = gbuf.data() + t + g * kSegT;
                             for (int64_t j = 0; j < n[g]; ++j)
                                 ++gh[std::min<int64_t>(gg[j], nlabels)];
                         }
                     } else {
-                        rank_local_seg<DistT, false, kPack>(dbuf.data(), ibuf.data(), nullptr, n,
-                                                            nb1, s.ctr.data(), s.pk.data(),
-                                                            s.dk.data(), nullptr, s.at);
+                        rank_local_seg<DistT, false, kPack>(dbuf.data() + t, ibuf.data() + t,
+                                                            nullptr, n, nb1, s.ctr.data(),
+                                                            s.pk.data(), s.dk.data(), nullptr,
+                                                            s.at);
                     }
                 }
             }
