@@ -263,15 +263,18 @@ void topk_full(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_
     });
 }
 
-// Radius search in two phases, so that results are written once, straight into the output:
-// (1) count each query's hits per distance; (2) those counts give every distance its slice of
-// the query's output, and a second walk places the hits in index order. The per-distance
-// counts of all queries are kept when they are small (Q x (r + 1) <= kKeepCounts); otherwise
-// only the totals are, and phase 2 recounts per block of queries (one more walk over the
-// distances, which costs far less than buffering hits).
-constexpr int64_t kKeepCounts = int64_t{1} << 22;
+// Radius search, results written once, straight into the CSR output, ordered by (distance,
+// index). (1) One walk over the database per block of queries: a query's hits (index,
+// distance) are appended to its own buffer in index order, 6 bytes a hit (10 when
+// N >= 2^32), half of what the output takes. A query with more than N / 8 hits stops
+// buffering and keeps only its count per distance ("dense"). (2) Once all counts are known
+// (the CSR offsets), each buffered query is placed by a counting sort on distance (stable:
+// index order within a distance), its buffer freed; (3) the dense queries are placed by a
+// second walk that recomputes their distances, in blocks. Buffering is cheaper than the second
+// walk for sparse hits (most radii), the walk for dense ones (docs/BENCHMARKS.md).
+constexpr int64_t kDenseHits = 8;  // a query is dense past N / kDenseHits hits
 
-template <class DistT>
+template <class DistT, class IdxT>
 RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
     const Prims p = get_prims(best_isa(), q.w, 1);
     const DistFn<DistT> dist = dist_fn<DistT>(p);
@@ -279,28 +282,65 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t rr = std::min(r, nbits), nr = rr + 1;
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
-    const bool keep = q.n * nr <= kKeepCounts;
-    std::vector<int64_t> counts(keep ? static_cast<size_t>(q.n * nr) : 0);
+    const int64_t cap = std::max<int64_t>(N / kDenseHits, 1024);
+    // A query's hits so far; grown by doubling without zero-filling (every slot is written).
+    struct Hits {
+        std::unique_ptr<IdxT[]> idx;
+        std::unique_ptr<DistT[]> d;
+        int64_t n = 0, cap = 0;   // n: hits so far (buffered or, when dense, counted)
+        std::vector<int64_t> cnt;  // dense: hits per distance
+        bool dense = false;
+        void reserve_more(int64_t m) {
+            if (n + m <= cap) return;
+            const int64_t c = std::max<int64_t>(n + m, std::max<int64_t>(2 * cap, 1024));
+            std::unique_ptr<IdxT[]> ni(new IdxT[static_cast<size_t>(c)]);
+            std::unique_ptr<DistT[]> nd(new DistT[static_cast<size_t>(c)]);
+            std::copy(idx.get(), idx.get() + n, ni.get());
+            std::copy(d.get(), d.get() + n, nd.get());
+            idx = std::move(ni);
+            d = std::move(nd);
+            cap = c;
+        }
+        void make_dense(int64_t nr) {
+            cnt.assign(static_cast<size_t>(nr), 0);
+            for (int64_t c = 0; c < n; ++c) ++cnt[d[c]];
+            idx.reset();
+            d.reset();
+            cap = 0;
+            dense = true;
+        }
+    };
+    std::vector<Hits> hits(static_cast<size_t>(q.n));
     RadiusResult res;
     res.lims.assign(static_cast<size_t>(q.n + 1), 0);
     int64_t* lims = res.lims.data();
-    // Per (query, tile): distances, then the positions of the hits and their distance counts.
-    auto hits = [&](int64_t i, int64_t j0, int64_t n, DistT* buf, uint32_t* pos, int64_t* h) {
-        dist(q.data + i * W, db.data + j0 * W, n, W, buf);
-        const int64_t m = collect(buf, n, static_cast<DistT>(rr), pos);
-        if (h)
-            for (int64_t c = 0; c < m; ++c) ++h[buf[pos[c]]];
-        return m;
-    };
     run_blocks(nblocks, nthreads, [&]() {
         return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
-                for (int64_t i = q0; i < q1; ++i)
-                    lims[i + 1] += hits(i, j0, n, buf.data(), pos.data(),
-                                        keep ? counts.data() + i * nr : nullptr);
+                for (int64_t i = q0; i < q1; ++i) {
+                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
+                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(rr), pos.data());
+                    if (m == 0) continue;
+                    Hits& h = hits[i];
+                    if (!h.dense && h.n + m > cap) h.make_dense(nr);
+                    if (h.dense) {
+                        for (int64_t c = 0; c < m; ++c) ++h.cnt[buf[pos[c]]];
+                        h.n += m;
+                        continue;
+                    }
+                    h.reserve_more(m);
+                    IdxT* hi = h.idx.get() + h.n;
+                    DistT* hd = h.d.get() + h.n;
+                    for (int64_t c = 0; c < m; ++c) {
+                        hi[c] = static_cast<IdxT>(j0 + pos[c]);
+                        hd[c] = buf[pos[c]];
+                    }
+                    h.n += m;
+                }
             }
+            for (int64_t i = q0; i < q1; ++i) lims[i + 1] = hits[i].n;
         };
     });
     for (int64_t i = 0; i < q.n; ++i) lims[i + 1] += lims[i];
@@ -310,34 +350,48 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
     res.dist.reset(new int32_t[static_cast<size_t>(std::max<int64_t>(res.m, 1))]);
     int64_t* out_i = res.idx.get();
     int32_t* out_d = res.dist.get();
-    run_blocks(nblocks, nthreads, [&]() {
+    // Start offsets per distance: dense queries from their counts, buffered ones from a count
+    // over their buffer.
+    auto starts = [&](int64_t i, const int64_t* cnt, int64_t* off) {
+        int64_t cum = lims[i];
+        for (int64_t x = 0; x < nr; ++x) {
+            off[x] = cum;
+            cum += cnt[x];
+        }
+    };
+    std::vector<int64_t> dense;
+    for (int64_t i = 0; i < q.n; ++i)
+        if (hits[i].dense) dense.push_back(i);
+    run_blocks(q.n, nthreads, [&]() {
+        return [&, cnt = std::vector<int64_t>(nr), off = std::vector<int64_t>(nr)](int64_t i) mutable {
+            if (hits[i].dense) return;
+            Hits h;
+            std::swap(h, hits[i]);  // freed when this query is placed
+            std::fill(cnt.begin(), cnt.end(), 0);
+            for (int64_t c = 0; c < h.n; ++c) ++cnt[h.d[c]];
+            starts(i, cnt.data(), off.data());
+            for (int64_t c = 0; c < h.n; ++c) {
+                const DistT dd = h.d[c];
+                const int64_t at = off[dd]++;
+                out_i[at] = static_cast<int64_t>(h.idx[c]);
+                out_d[at] = static_cast<int32_t>(dd);
+            }
+        };
+    });
+    const int64_t nd = static_cast<int64_t>(dense.size());
+    run_blocks((nd + kQueryBlock - 1) / kQueryBlock, nthreads, [&]() {
         return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
                 off = std::vector<int64_t>(kQueryBlock * nr)](int64_t b) mutable {
-            const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
-            if (keep) {
-                std::copy(counts.begin() + q0 * nr, counts.begin() + q1 * nr, off.begin());
-            } else {
-                std::fill(off.begin(), off.end(), 0);
-                for (int64_t j0 = 0; j0 < N; j0 += T) {
-                    const int64_t n = std::min(T, N - j0);
-                    for (int64_t i = q0; i < q1; ++i)
-                        hits(i, j0, n, buf.data(), pos.data(), off.data() + (i - q0) * nr);
-                }
-            }
-            for (int64_t i = q0; i < q1; ++i) {
-                int64_t* o = off.data() + (i - q0) * nr;
-                int64_t cum = lims[i];
-                for (int64_t x = 0; x < nr; ++x) {
-                    const int64_t c = o[x];
-                    o[x] = cum;
-                    cum += c;
-                }
-            }
+            const int64_t k0 = b * kQueryBlock, k1 = std::min(nd, k0 + kQueryBlock);
+            for (int64_t k = k0; k < k1; ++k)
+                starts(dense[k], hits[dense[k]].cnt.data(), off.data() + (k - k0) * nr);
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
-                for (int64_t i = q0; i < q1; ++i) {
-                    const int64_t m = hits(i, j0, n, buf.data(), pos.data(), nullptr);
-                    int64_t* o = off.data() + (i - q0) * nr;
+                for (int64_t k = k0; k < k1; ++k) {
+                    const int64_t i = dense[k];
+                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
+                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(rr), pos.data());
+                    int64_t* o = off.data() + (k - k0) * nr;
                     for (int64_t c = 0; c < m; ++c) {
                         const DistT dd = buf[pos[c]];
                         const int64_t at = o[dd]++;
@@ -817,8 +871,13 @@ void topk(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* di
 }
 
 RadiusResult radius(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
-    if (nbits <= 65535) return radius_impl<uint16_t>(q, db, nbits, r, nthreads);
-    return radius_impl<int32_t>(q, db, nbits, r, nthreads);
+    const bool small = db.n <= int64_t{0xffffffff};
+    if (nbits <= 65535) {
+        return small ? radius_impl<uint16_t, uint32_t>(q, db, nbits, r, nthreads)
+                     : radius_impl<uint16_t, int64_t>(q, db, nbits, r, nthreads);
+    }
+    return small ? radius_impl<int32_t, uint32_t>(q, db, nbits, r, nthreads)
+                 : radius_impl<int32_t, int64_t>(q, db, nbits, r, nthreads);
 }
 
 void hist_stats(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, int nthreads,

@@ -148,6 +148,21 @@ def test_radius_matches_oracle(backend, nbits, kind, nthreads):
             check_csr(backend.radius(qw, dw, nbits, r, nthreads), radius_ref(qb, db, r))
 
 
+@pytest.mark.parametrize("nbits", [16, 64])
+def test_radius_dense_and_sparse_queries(backend, nbits):
+    # Enough items and hits that the C++ kernel switches some queries from buffering their hits
+    # to a second walk (past N / 8 hits, at least 1024), in the same call as buffered ones:
+    # queries that are database items with a wide radius are dense, random ones sparse.
+    rng = np.random.default_rng(seed_of("radius-dense", nbits))
+    n = 12000
+    dw, db = random_codes(rng, n, nbits, 0.5, None)
+    rows = rng.integers(0, n, 5)
+    qw0, qb0 = random_codes(rng, 5, nbits, 0.5, None)
+    qw, qb = np.concatenate([dw[rows], qw0]), np.concatenate([db[rows], qb0])
+    for r in (nbits // 4, nbits // 2 - 2, nbits // 2, nbits):
+        check_csr(backend.radius(qw, dw, nbits, r, 2), radius_ref(qb, db, r))
+
+
 @pytest.mark.parametrize("nthreads", THREADS)
 @pytest.mark.parametrize("nlabels", [1, 24, 70])
 @pytest.mark.parametrize("kind", list(KINDS))
