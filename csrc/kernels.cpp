@@ -528,7 +528,6 @@ inline int64_t seg_lo(int64_t s, int64_t n) { return s * n / kSeg; }
 // advanced). Every item takes a store at its segment's next slot (branch-free compaction);
 // the slot never passes the segment's end.
 constexpr int kPackDistShift = 56;
-constexpr uint64_t kLow56 = (uint64_t{1} << kPackDistShift) - 1;
 
 // An empty asm that claims to change x: the compiler keeps x in a general register and cannot
 // pack several such scalars into one vector register (GCC's SLP vectoriser did that to the
@@ -643,7 +642,7 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 rbuf = std::vector<uint8_t>(kSeg * kSegT),
                 ibuf = std::vector<uint64_t>(kRankBlock * kSeg * kSegT),
                 gbuf = std::vector<uint32_t>(graded ? kRankBlock * kSeg * kSegT : 0),
-                pkb = std::vector<uint64_t>(kChunk), termb = std::vector<double>(kChunk),
+                pkb = std::vector<uint64_t>(kChunk),
                 gstage = std::vector<uint32_t>(graded ? kChunk : 0),
                 rel_b = std::vector<int64_t>(C + 1), gain_b = std::vector<int64_t>(C + 1),
                 ap_b = std::vector<double>(C + 1), dcg_b = std::vector<double>(C + 1),
@@ -742,9 +741,23 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 // lanes stay aligned) or at the end, the AP lane sums, and for the cut-offs
                 // the terms and their buckets.
                 double lanes[2 * kLanes] = {};
-                if (kPack && C == 0) {
-                    // No cut-offs: rank and sum straight from the kept items, per segment.
-                    // The 32 distances holding the most relevant items.
+                // An item ranked within the last cut-off goes to its bucket (running sums in
+                // database-index order); the term is the same division as in the lanes.
+                auto bucket_item = [&](uint64_t u, uint32_t gg) {
+                    const int64_t pos = static_cast<int64_t>(u & kLow32);
+                    const int64_t bb = bucket_of(pos);
+                    ++rel_b[bb];
+                    ap_b[bb] += static_cast<double>(static_cast<uint32_t>(u >> 32)) /
+                                static_cast<double>(static_cast<uint32_t>(u));
+                    if (graded) {
+                        gain_b[bb] += gg;
+                        dcg_b[bb] += static_cast<double>(gg) /
+                                     std::log2(static_cast<double>(pos) + 1.0);
+                    }
+                };
+                if (kPack) {
+                    // Rank and sum straight from the kept items, per segment, the offsets of
+                    // the 32 distances holding the most relevant items in registers.
                     int64_t wlo = 0, best = -1, run = 0;
                     for (int64_t x = 0; x < nb1; ++x) {
                         run += hr[x] - (x >= 32 ? hr[x - 32] : 0);
@@ -760,59 +773,61 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                                        wlo, static_cast<uint64_t>(first_m), lanes);
                         k += m;
                     }
-                    out.ap_sum[i] = lane_total(lanes);
-                    out.ap_first[i] = lane_total(lanes + kLanes);
-                    continue;
-                }
-                int64_t fill = 0;
-                auto flush = [&]() {
-                    if (fill == 0) return;
-                    const uint64_t* pk = pkb.data();
-                    p.ap_lanes(pk, fill, static_cast<uint64_t>(first_m), lanes);
                     if (C > 0) {
-                        double* tb = termb.data();
-                        p.ratio(pk, fill, tb);
-                        // Only the (few) items ranked within the last cut-off reach a bucket.
-                        for (int64_t c = 0; c < fill; ++c) {
-                            const int64_t pos = static_cast<int64_t>(pk[c] & kLow32);
-                            if (pos > last_cut) continue;
-                            const int64_t bb = bucket_of(pos);
-                            ++rel_b[bb];
-                            ap_b[bb] += tb[c];
-                            if (graded) {
-                                const uint32_t gg = gstage[c];
-                                gain_b[bb] += gg;
-                                dcg_b[bb] += static_cast<double>(gg) /
-                                             std::log2(static_cast<double>(pos) + 1.0);
+                        // Only distances that start within the last cut-off can reach a
+                        // bucket: xcut is the last of them (ha: counts per distance).
+                        int64_t xcut = -1, cum = 0;
+                        for (int64_t x = 0; x < nb1 && cum < last_cut; ++x) {
+                            xcut = x;
+                            cum += ha[x];
+                        }
+                        for (int64_t g = 0; g < kSeg; ++g) {
+                            const uint64_t* bs = base.data() + g * nb1;
+                            const uint64_t* lp = s.pk.data();
+                            for (int64_t c = lo[g]; c < s.at[g]; ++c) {
+                                const int64_t x = static_cast<int64_t>(lp[c] >> kPackDistShift);
+                                if (x > xcut) continue;
+                                const uint64_t u = lp[c] + bs[x];
+                                if (static_cast<int64_t>(u & kLow32) > last_cut) continue;
+                                bucket_item(u, graded ? s.gk[c] : 0);
                             }
                         }
                     }
-                    fill = 0;
-                };
-                for (int64_t g = 0; g < kSeg; ++g) {
-                    const uint64_t* bs = base.data() + g * nb1;
-                    for (int64_t c0 = lo[g]; c0 < s.at[g];) {
-                        const int64_t m = std::min(kChunk - fill, s.at[g] - c0);
-                        const uint64_t* lp = s.pk.data() + c0;
-                        const DistT* ld = kPack ? nullptr : s.dk.data() + c0;
-                        uint64_t* pk = pkb.data() + fill;
-                        if (kPack) {
-                            for (int64_t c = 0; c < m; ++c)
-                                pk[c] = lp[c] + bs[lp[c] >> kPackDistShift];
-                        } else {
+                } else {
+                    // Distances kept beside the counters: final ranks into the staging
+                    // buffer, segment after segment, then (when it is full, a multiple of
+                    // kLanes, so the lanes stay aligned, or at the end) the lane sums and
+                    // the cut-off buckets.
+                    int64_t fill = 0;
+                    auto flush = [&]() {
+                        if (fill == 0) return;
+                        const uint64_t* pk = pkb.data();
+                        p.ap_lanes(pk, fill, static_cast<uint64_t>(first_m), lanes);
+                        for (int64_t c = 0; c < fill && C > 0; ++c)
+                            if (static_cast<int64_t>(pk[c] & kLow32) <= last_cut)
+                                bucket_item(pk[c], graded ? gstage[c] : 0);
+                        fill = 0;
+                    };
+                    for (int64_t g = 0; g < kSeg; ++g) {
+                        const uint64_t* bs = base.data() + g * nb1;
+                        for (int64_t c0 = lo[g]; c0 < s.at[g];) {
+                            const int64_t m = std::min(kChunk - fill, s.at[g] - c0);
+                            const uint64_t* lp = s.pk.data() + c0;
+                            const DistT* ld = s.dk.data() + c0;
+                            uint64_t* pk = pkb.data() + fill;
                             for (int64_t c = 0; c < m; ++c) pk[c] = lp[c] + bs[ld[c]];
+                            if (graded && C > 0)
+                                std::copy(s.gk.data() + c0, s.gk.data() + c0 + m,
+                                          gstage.data() + fill);
+                            fill += m;
+                            c0 += m;
+                            if (fill == kChunk) flush();
                         }
-                        if (graded && C > 0)
-                            std::copy(s.gk.data() + c0, s.gk.data() + c0 + m, gstage.data() + fill);
-                        fill += m;
-                        c0 += m;
-                        if (fill == kChunk) flush();
                     }
+                    flush();
                 }
-                flush();
-                const double ap = lane_total(lanes), apf = lane_total(lanes + kLanes);
-                out.ap_sum[i] = ap;
-                out.ap_first[i] = apf;
+                out.ap_sum[i] = lane_total(lanes);
+                out.ap_first[i] = lane_total(lanes + kLanes);
                 int64_t srel = 0, sgain = 0;
                 double sap = 0.0, sdcg = 0.0;
                 for (int64_t c = 0; c < C; ++c) {

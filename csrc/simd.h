@@ -24,11 +24,10 @@ using RelFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64
 // out[j] = popcount(ql & dbl[j]) over lw words.
 using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint32_t* out);
 
-// out[c] = double(pk[c] >> 32) / double(pk[c] & 0xffffffff) (relevant rank / position, packed
-// by rank_stats): a correctly rounded IEEE division, so every path gives the same bits.
-using RatioFn = void (*)(const uint64_t* pk, int64_t m, double* out);
-// The AP sums of rank_stats in eight lanes: with t(c) the ratio above, lanes[c % 8] += t(c)
-// and, when (pk[c] >> 32) <= first_m, lanes[8 + c % 8] += t(c), for c in [0, m) in order (c
+// The AP sums of rank_stats in eight lanes: with t(c) = double(pk[c] >> 32) /
+// double(pk[c] & 0xffffffff) (relevant rank / position, a correctly rounded IEEE division),
+// lanes[c % 8] += t(c) and, when (pk[c] >> 32) <= first_m, lanes[8 + c % 8] += t(c), for c in
+// [0, m) in order (c
 // counted from pk, so a caller keeps the lanes aligned by passing multiples of 8 but the last).
 // Each lane is its own running sum; every path gives the same bits.
 constexpr int kLanes = 8;
@@ -57,7 +56,6 @@ struct Prims {
     CollectFn<int32_t> collect32;
     RelFn rel;
     GainFn gain;
-    RatioFn ratio;
     ApLanesFn ap_lanes;
     ApLanesTabFn ap_lanes_tab;
     PrepFn<uint16_t> prep16;

@@ -234,12 +234,6 @@ void gain_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint
     }
 }
 
-void ratio(const uint64_t* pk, int64_t m, double* out) {
-    for (int64_t c = 0; c < m; ++c) {
-        out[c] = static_cast<double>(static_cast<uint32_t>(pk[c] >> 32)) /
-                 static_cast<double>(static_cast<uint32_t>(pk[c]));
-    }
-}
 
 #if HK_IMPL_AVX512
 void ap_lanes(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes) {
@@ -387,7 +381,6 @@ Prims fill(Isa isa, int64_t w, int64_t lw) {
     p.collect32 = &collect32;
     p.rel = lw == 1 ? &rel_w<1> : &rel_w<0>;
     p.gain = lw == 1 ? &gain_w<1> : &gain_w<0>;
-    p.ratio = &ratio;
     p.ap_lanes = &ap_lanes;
     p.ap_lanes_tab = &ap_lanes_tab;
     p.prep16 = &prep<uint16_t>;
