@@ -163,11 +163,24 @@ def _host(x) -> np.ndarray:
 # Closed forms over the distance histograms
 # --------------------------------------------------------------------------------------------
 
-def _harmonic(n: int) -> np.ndarray:
-    """H[i] = sum_{j<=i} 1/j for i = 0..n, in extended precision (differences of it are used)."""
-    h = np.zeros(n + 1, dtype=np.longdouble)
-    h[1:] = np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.longdouble))
-    return h
+class _Harmonic:
+    """H[i] = sum_{j<=i} 1/j for i = 0..n. Only differences of it are used, which are small
+    against H, so H is formed in extended precision; ``H[i]`` indexes that array and
+    :meth:`diff` gives H[i] - H[j] in float64 from a double-double split of it (as accurate,
+    without slow extended-precision arithmetic over (Q, nbits + 1) arrays)."""
+
+    def __init__(self, n: int):
+        h = np.zeros(n + 1, dtype=np.longdouble)
+        h[1:] = np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.longdouble))
+        self.ld = h
+        self.hi = h.astype(np.float64)
+        self.lo = (h - self.hi).astype(np.float64)
+
+    def __getitem__(self, i):
+        return self.ld[i]
+
+    def diff(self, i, j) -> np.ndarray:
+        return (self.hi[i] - self.hi[j]) + (self.lo[i] - self.lo[j])
 
 
 def _sum_ratio(a, c, m, H):
@@ -183,10 +196,14 @@ def _aware_window(a, b, r, n, m, H):
     r/n and, given that, has (t-1)(r-1)/(n-1) relevant items before it inside the group in
     expectation, so the sum is (r/n) sum_t (a + 1 + beta (t-1)) / (b + t), beta = (r-1)/(n-1).
     """
+    # The harmonic difference is formed in extended precision (it is small against H); the
+    # rest is well conditioned, so float64 (extended precision there was most of tie-aware
+    # MAP's time).
+    hd = H.diff(b + m, b)
     n_safe = np.maximum(n, 1)
-    beta = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1).astype(np.longdouble), 0)
-    inner = beta * m + (a + 1 - beta * (b + 1)) * (H[b + m] - H[b])
-    return np.where(r > 0, (r / n_safe.astype(np.longdouble)) * inner, 0)
+    beta = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1), 0.0)
+    inner = beta * m + (a + 1 - beta * (b + 1)) * hd
+    return np.where(r > 0, (r / n_safe) * inner, 0.0)
 
 
 def _prefix(h):
@@ -213,7 +230,7 @@ def _cut_group(ha, k):
 
 def _ap_full_ties(st: _Stats, ties: str) -> np.ndarray:
     """Full-ranking AP per query (0 where R == 0) for a hist-based tie rule."""
-    H = _harmonic(st.n_db)
+    H = _Harmonic(st.n_db)
     s = _group_sums(st.hist_all, st.hist_rel, ties, H).sum(1)
     R = st.R
     return np.where(R > 0, s / np.maximum(R, 1), 0.0).astype(np.float64)
@@ -229,28 +246,32 @@ def _hypergeom_expectation(A, a, b, r, n, m, H, chunk_elems: int = 1 << 21) -> n
     """
     from scipy.special import gammaln
 
+    # log C(nn, kk) from a table of log(i!) (one gammaln per database size, not per term)
+    lf = gammaln(np.arange(int(np.max(n, initial=0)) + 2, dtype=np.float64) + 1.0)
+
     def logc(nn, kk):
-        return gammaln(nn + 1.0) - gammaln(kk + 1.0) - gammaln(nn - kk + 1.0)
+        return lf[nn] - lf[kk] - lf[nn - kk]
 
     Q = A.shape[0]
     xlo = np.maximum(0, m - (n - r))
     xhi = np.minimum(r, m)
     span = xhi - xlo + 1
-    hd = (H[b + m] - H[b]).astype(np.float64)
+    hd = H.diff(b + m, b)
     out = np.empty(Q, dtype=np.float64)
-    start = 0
-    while start < Q:
-        width = int(span[start])
-        stop = start + 1
-        while stop < Q and max(width, int(span[stop])) * (stop + 1 - start) <= chunk_elems:
-            width = max(width, int(span[stop]))
-            stop += 1
+    # Rows in chunks of at most chunk_elems terms, each as wide as its widest row.
+    width_all = int(np.max(span, initial=1))
+    rows = max(1, chunk_elems // width_all)
+    for start in range(0, Q, rows):
+        stop = min(Q, start + rows)
         sl = slice(start, stop)
+        width = int(np.max(span[sl]))
         x = xlo[sl, None] + np.arange(width)[None, :]
         valid = x <= xhi[sl, None]
-        x = np.minimum(x, xhi[sl, None]).astype(np.float64)
-        rr, nn, mm = (v[sl, None].astype(np.float64) for v in (r, n, m))
-        logp = logc(rr, x) + logc(nn - rr, mm - x) - logc(nn, mm)
+        xi = np.minimum(x, xhi[sl, None])
+        ri, ni, mi = (v[sl, None].astype(np.int64) for v in (r, n, m))
+        logp = logc(ri, xi) + logc(ni - ri, mi - xi) - logc(ni, mi)
+        x = xi.astype(np.float64)
+        rr, nn, mm = ri.astype(np.float64), ni.astype(np.float64), mi.astype(np.float64)
         p = np.where(valid, np.exp(logp - logp.max(axis=1, keepdims=True)), 0.0)
         p /= p.sum(axis=1, keepdims=True)
         beta = np.where(mm > 1, (x - 1) / np.maximum(mm - 1, 1), 0.0)
@@ -259,14 +280,13 @@ def _hypergeom_expectation(A, a, b, r, n, m, H, chunk_elems: int = 1 << 21) -> n
         den = aa + x
         val = np.where(den > 0, (A[sl, None] + C) / np.maximum(den, 1), 0.0)
         out[sl] = (p * val).sum(axis=1)
-        start = stop
     return out
 
 
 def _ap_at_ties(st: _Stats, k: int, ties: str, normalize: str) -> np.ndarray:
     """AP@k per query from the histograms for ties aware / optimistic / pessimistic."""
     ha, hr = st.hist_all, st.hist_rel
-    H = _harmonic(st.n_db)
+    H = _Harmonic(st.n_db)
     d, rows = _cut_group(ha, k)
     before = np.arange(ha.shape[1])[None, :] < d[:, None]
     A = np.where(before, _group_sums(ha, hr, ties, H), 0).sum(1)
