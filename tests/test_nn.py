@@ -57,6 +57,22 @@ def test_heads_shapes_and_errors():
         MLP([5, 3], activation="swish")
 
 
+def test_mlp_batch_norm_layers_and_slope():
+    # Linear -> BatchNorm1d -> activation wherever a layer has an activation (GCH's bodies),
+    # the leaky slope as given; without batch_norm nothing is inserted.
+    m = MLP([6, 5, 4], "leaky_relu", final_activation="leaky_relu", batch_norm=True, leaky_slope=0.2)
+    kinds = [type(layer) for layer in m]
+    assert kinds == [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.LeakyReLU] * 2
+    assert m[1].num_features == 5 and m[4].num_features == 4 and m[2].negative_slope == 0.2
+    plain = MLP([6, 5, 4], "leaky_relu")
+    assert [type(layer) for layer in plain] == [torch.nn.Linear, torch.nn.LeakyReLU, torch.nn.Linear]
+    assert plain[1].negative_slope == 0.01
+    x = torch.randn(8, 6)
+    m.eval()
+    want = torch.nn.functional.leaky_relu(m[4](m[3](torch.nn.functional.leaky_relu(m[1](m[0](x)), 0.2))), 0.2)
+    assert torch.allclose(m(x), want)
+
+
 def test_backbones_warn_without_weights_and_run():
     with pytest.warns(UserWarning, match="random weights"):
         net = CNNF(12)

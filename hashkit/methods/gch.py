@@ -33,7 +33,7 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from .. import losses
-from ..nn import CNNF, GCNLayer, normalize_adjacency
+from ..nn import CNNF, MLP, GCNLayer, normalize_adjacency
 from . import register_method
 from .base import Method, TrainData
 
@@ -144,10 +144,7 @@ def feature_alignment(fx: torch.Tensor, fy: torch.Tensor, reduction: str = "sum"
 # --------------------------------------------------------------------------- networks
 def _mlp(dims) -> nn.Sequential:
     """Linear -> BatchNorm -> LeakyReLU(0.2) for every layer (the authors' feature layers)."""
-    layers = []
-    for a, b in zip(dims[:-1], dims[1:]):
-        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.LeakyReLU(0.2)]
-    return nn.Sequential(*layers)
+    return MLP(dims, "leaky_relu", final_activation="leaky_relu", batch_norm=True, leaky_slope=0.2)
 
 
 class _Branch(nn.Module):

@@ -12,11 +12,13 @@ __all__ = ["MLP", "TextMLP"]
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
 
-def _act(name: str | None) -> nn.Module | None:
+def _act(name: str | None, leaky_slope: float = 0.01) -> nn.Module | None:
     if name is None:
         return None
     if name not in _ACT:
         raise ValueError(f"activation: expected one of {', '.join(sorted(_ACT))} or None, got {name!r}")
+    if name == "leaky_relu":
+        return nn.LeakyReLU(leaky_slope)
     return _ACT[name]()
 
 
@@ -24,7 +26,10 @@ class MLP(nn.Sequential):
     """Fully connected layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
 
     Hidden layers use ``activation`` (and ``dropout`` after it when > 0); the last layer is
-    linear unless ``final_activation`` is given (``"tanh"`` for relaxed codes).
+    linear unless ``final_activation`` is given (``"tanh"`` for relaxed codes). With
+    ``batch_norm`` every layer that has an activation is Linear -> BatchNorm1d -> activation
+    (GCH's feature layers: ``MLP(dims, "leaky_relu", final_activation="leaky_relu",
+    batch_norm=True, leaky_slope=0.2)``).
 
     Parameters
     ----------
@@ -32,6 +37,9 @@ class MLP(nn.Sequential):
     activation : str, default "relu"
     dropout : float, default 0
     final_activation : str or None
+    batch_norm : bool, default False
+    leaky_slope : float, default 0.01
+        Negative slope of ``"leaky_relu"`` (PyTorch's default).
 
     Examples
     --------
@@ -41,7 +49,8 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", dropout: float = 0.0,
-                 final_activation: str | None = None):
+                 final_activation: str | None = None, batch_norm: bool = False,
+                 leaky_slope: float = 0.01):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes: expected at least two positive layer sizes, got {sizes}")
@@ -50,8 +59,10 @@ class MLP(nn.Sequential):
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(nn.Linear(a, b))
             last = i == len(sizes) - 2
-            act = _act(final_activation if last else activation)
+            act = _act(final_activation if last else activation, leaky_slope)
             if act is not None:
+                if batch_norm:
+                    layers.append(nn.BatchNorm1d(b))
                 layers.append(act)
             if not last and dropout > 0:
                 layers.append(nn.Dropout(dropout))
