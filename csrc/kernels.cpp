@@ -595,9 +595,15 @@ void rank_local_seg(const DistT* __restrict d, const uint64_t* __restrict inc,
     }
 }
 
-// Queries per block in rank_stats: each keeps an O(N) buffer; two share each database tile
-// (measured at NUS-WIDE size: 5% faster than one, no faster with 4 or 8).
-constexpr int64_t kRankBlock = 2;
+// Queries per block in rank_stats: they share each database tile while it is in cache, and
+// each keeps an O(N) buffer (8 bytes per item). Up to four (measured at NUS-WIDE size: 2-4%
+// faster than two, 5% than one) while the block's buffers stay within kRankBlockBytes.
+constexpr int64_t kRankBlockMax = 4;
+constexpr int64_t kRankBlockBytes = int64_t{32} << 20;
+inline int64_t rank_block(int64_t n) {
+    const int64_t fit = kRankBlockBytes / (8 * std::max<int64_t>(n, 1));
+    return std::max<int64_t>(1, std::min(kRankBlockMax, fit));
+}
 // Kept items turned into ranks per chunk (the term buffer).
 constexpr int64_t kChunk = 1024;
 
@@ -619,7 +625,8 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
     const bool one_word = q.w == 1 && ql.w == 1 && !graded;
     const int64_t N = db.n;
     const int64_t nb1 = nbits + 1, ng1 = nlabels + 1;
-    const int64_t nblocks = (q.n + kRankBlock - 1) / kRankBlock;
+    const int64_t qblock = rank_block(db.n);
+    const int64_t nblocks = (q.n + qblock - 1) / qblock;
     const int64_t last_cut = C > 0 ? cut[C - 1] : 0;
     const DistT nbT = static_cast<DistT>(nbits);
     int64_t lo[kSeg + 1];
@@ -638,17 +645,17 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
             int64_t at[kSeg];           // segment s's kept items: [lo[s], at[s])
         };
         // Tile buffers: query r of the block, segment g at (r * kSeg + g) * kSegT.
-        return [&, dbuf = std::vector<DistT>(kRankBlock * kSeg * kSegT),
+        return [&, dbuf = std::vector<DistT>(qblock * kSeg * kSegT),
                 rbuf = std::vector<uint8_t>(kSeg * kSegT),
-                ibuf = std::vector<uint64_t>(kRankBlock * kSeg * kSegT),
-                gbuf = std::vector<uint32_t>(graded ? kRankBlock * kSeg * kSegT : 0),
+                ibuf = std::vector<uint64_t>(qblock * kSeg * kSegT),
+                gbuf = std::vector<uint32_t>(graded ? qblock * kSeg * kSegT : 0),
                 pkb = std::vector<uint64_t>(kChunk),
                 gstage = std::vector<uint32_t>(graded ? kChunk : 0),
                 rel_b = std::vector<int64_t>(C + 1), gain_b = std::vector<int64_t>(C + 1),
                 ap_b = std::vector<double>(C + 1), dcg_b = std::vector<double>(C + 1),
                 base = std::vector<uint64_t>(kSeg * nb1),
-                st = std::vector<PerQuery>(kRankBlock)](int64_t b) mutable {
-            const int64_t q0 = b * kRankBlock, q1 = std::min(q.n, q0 + kRankBlock);
+                st = std::vector<PerQuery>(qblock)](int64_t b) mutable {
+            const int64_t q0 = b * qblock, q1 = std::min(q.n, q0 + qblock);
             for (int64_t i = q0; i < q1; ++i) {
                 PerQuery& s = st[i - q0];
                 s.ctr.resize(kSeg * nb1);
