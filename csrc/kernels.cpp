@@ -809,7 +809,9 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                     auto flush = [&]() {
                         if (fill == 0) return;
                         const uint64_t* pk = pkb.data();
-                        p.ap_lanes(pk, fill, static_cast<uint64_t>(first_m), lanes);
+                        const uint64_t none = 0;  // the staged values are final ranks
+                        p.ap_lanes_tab(pk, fill, 0, &none, 1, 0, static_cast<uint64_t>(first_m),
+                                       lanes);
                         for (int64_t c = 0; c < fill && C > 0; ++c)
                             if (static_cast<int64_t>(pk[c] & kLow32) <= last_cut)
                                 bucket_item(pk[c], graded ? gstage[c] : 0);

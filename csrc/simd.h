@@ -24,17 +24,15 @@ using RelFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64
 // out[j] = popcount(ql & dbl[j]) over lw words.
 using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint32_t* out);
 
-// The AP sums of rank_stats in eight lanes: with t(c) = double(pk[c] >> 32) /
-// double(pk[c] & 0xffffffff) (relevant rank / position, a correctly rounded IEEE division),
-// lanes[c % 8] += t(c) and, when (pk[c] >> 32) <= first_m, lanes[8 + c % 8] += t(c), for c in
-// [0, m) in order (c
-// counted from pk, so a caller keeps the lanes aligned by passing multiples of 8 but the last).
-// Each lane is its own running sum; every path gives the same bits.
+// The AP sums of rank_stats in eight lanes. Kept item c has the value u = v[c] + tab[v[c] >> 56]
+// ((relevant rank << 32) | position once its per-(segment, distance) offset is added; tab
+// holds ntab entries), its term is t = double(u >> 32) / double(u & 0xffffffff) (a correctly
+// rounded IEEE division), and with l = (k0 + c) % 8, lanes[l] += t and, when (u >> 32) <=
+// first_m, lanes[8 + l] += t, for c in [0, m) in order: one call per segment, the lanes
+// continuing across calls. Each lane is its own running sum; every path gives the same bits.
+// wlo: where the 32 most used table entries start (a hint for the vector path; any value works).
+// Values that are already final (below 2^56) take a one-entry zero table.
 constexpr int kLanes = 8;
-// ApLanesFn on kept items not yet ranked: the value of item c is u = v[c] + tab[v[c] >> 56]
-// (its per-(segment, distance) offset, ntab entries), and it goes to lane (k0 + c) % 8: one
-// call per segment, the lanes continuing across calls. Same bits as ranking into a buffer and
-// calling ApLanesFn on it. wlo: where the 32 most used entries start (a hint; any value works).
 using ApLanesTabFn = void (*)(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
                               int64_t ntab, int64_t wlo, uint64_t first_m, double* lanes);
 // rank_stats' per-tile preparation: d[j] = min(d[j], lim) and inc[j] = 1 + (rel[j] << 32)
@@ -46,7 +44,6 @@ using PrepFn = void (*)(DistT* d, const uint8_t* rel, int64_t n, DistT lim, uint
 template <class DistT>
 using Tile11Fn = void (*)(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl,
                           int64_t n, DistT lim, DistT* d, uint64_t* inc);
-using ApLanesFn = void (*)(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes);
 
 struct Prims {
     Isa isa;
@@ -56,7 +53,6 @@ struct Prims {
     CollectFn<int32_t> collect32;
     RelFn rel;
     GainFn gain;
-    ApLanesFn ap_lanes;
     ApLanesTabFn ap_lanes_tab;
     PrepFn<uint16_t> prep16;
     PrepFn<int32_t> prep32;

@@ -236,24 +236,6 @@ void gain_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint
 
 
 #if HK_IMPL_AVX512
-void ap_lanes(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes) {
-    __m512d a = _mm512_loadu_pd(lanes), f = _mm512_loadu_pd(lanes + kLanes);
-    const __m512i fm = _mm512_set1_epi64(static_cast<long long>(first_m));
-    const __m512i lo = _mm512_set1_epi64(0xffffffffLL);
-    for (int64_t c = 0; c < m; c += kLanes) {
-        const __mmask8 k = m - c >= kLanes ? __mmask8(0xff) : __mmask8((1u << (m - c)) - 1u);
-        const __m512i v = _mm512_maskz_loadu_epi64(k, pk + c);
-        const __m512i rr = _mm512_srli_epi64(v, 32);
-        // masked-off lanes divide 0 by 1 and add nothing
-        const __m512i ps = _mm512_mask_mov_epi64(_mm512_set1_epi64(1), k, _mm512_and_si512(v, lo));
-        const __m512d t = _mm512_div_pd(_mm512_cvtepu64_pd(rr), _mm512_cvtepu64_pd(ps));
-        a = _mm512_mask_add_pd(a, k, a, t);
-        f = _mm512_mask_add_pd(f, k & _mm512_cmple_epu64_mask(rr, fm), f, t);
-    }
-    _mm512_storeu_pd(lanes, a);
-    _mm512_storeu_pd(lanes + kLanes, f);
-}
-
 // The offsets come from registers: the 32 table entries from wlo on by two two-register
 // permutes and a blend (distances cluster, so nearly every item falls in that window); the
 // rare item outside it takes a scalar lookup. No gather (slow on current x86).
@@ -363,19 +345,6 @@ void ap_lanes_tab(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
         ap_lane_item(v[c] + tab[v[c] >> 56], (k0 + c) & (kLanes - 1), first_m, lanes);
 }
 
-void ap_lanes(const uint64_t* pk, int64_t m, uint64_t first_m, double* lanes) {
-    for (int64_t c0 = 0; c0 < m; c0 += kLanes) {
-        const int64_t n = m - c0 < kLanes ? m - c0 : kLanes;
-        for (int64_t l = 0; l < n; ++l) {
-            const uint64_t v = pk[c0 + l];
-            const double t = static_cast<double>(static_cast<uint32_t>(v >> 32)) /
-                             static_cast<double>(static_cast<uint32_t>(v));
-            lanes[l] += t;
-            // adding +0.0 leaves a non-negative sum bitwise unchanged
-            lanes[kLanes + l] += (v >> 32) <= first_m ? t : 0.0;
-        }
-    }
-}
 #endif
 
 // Plain loops: the compiler vectorises them for the path's instruction set.
@@ -469,7 +438,6 @@ Prims fill(Isa isa, int64_t w, int64_t lw) {
     p.collect32 = &collect32;
     p.rel = lw == 1 ? &rel_w<1> : &rel_w<0>;
     p.gain = lw == 1 ? &gain_w<1> : &gain_w<0>;
-    p.ap_lanes = &ap_lanes;
     p.ap_lanes_tab = &ap_lanes_tab;
     p.prep16 = &prep<uint16_t>;
     p.prep32 = &prep<int32_t>;
