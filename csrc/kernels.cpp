@@ -742,11 +742,8 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 std::fill(gain_b.begin(), gain_b.end(), 0);
                 std::fill(ap_b.begin(), ap_b.end(), 0.0);
                 std::fill(dcg_b.begin(), dcg_b.end(), 0.0);
-                // The kept items in database-index order (the float sums follow this order
-                // exactly; see hashkit/_numba.py): (a) final ranks into the staging buffer,
-                // segment after segment, (b) when it is full (a multiple of kLanes, so the
-                // lanes stay aligned) or at the end, the AP lane sums, and for the cut-offs
-                // the terms and their buckets.
+                // The kept items are visited in database-index order (segment 0 first), the
+                // order the float sums are defined in (hashkit/_numba.py).
                 double lanes[2 * kLanes] = {};
                 // An item ranked within the last cut-off goes to its bucket (running sums in
                 // database-index order); the term is the same division as in the lanes.
