@@ -604,6 +604,8 @@ inline int64_t rank_block(int64_t n) {
     const int64_t fit = kRankBlockBytes / (8 * std::max<int64_t>(n, 1));
     return std::max<int64_t>(1, std::min(kRankBlockMax, fit));
 }
+// Last cut-offs above this get per-position bucket (and log) tables in rank_stats.
+constexpr int64_t kPosTableMin = 4096;
 // Kept items turned into ranks per chunk (the term buffer).
 constexpr int64_t kChunk = 1024;
 
@@ -633,8 +635,26 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
     for (int64_t s = 0; s <= kSeg; ++s) lo[s] = seg_lo(s, N);
     int64_t seg_max = 0;
     for (int64_t s = 0; s < kSeg; ++s) seg_max = std::max(seg_max, lo[s + 1] - lo[s]);
+    // A precision curve up to N puts nearly every relevant item in a cut-off bucket: then the
+    // bucket of each position, and log2(pos + 1) for DCG (the same libm values, so the same
+    // bits), come from tables built once per call instead of a search and a log per item.
+    const bool tables = last_cut > kPosTableMin;
+    std::vector<int32_t> bucket_tab(tables ? last_cut + 1 : 0);
+    std::vector<double> log_tab(tables && graded ? last_cut + 1 : 0);
+    if (tables) {
+        int64_t c = 0;
+        for (int64_t pos = 1; pos <= last_cut; ++pos) {
+            while (cut[c] < pos) ++c;
+            bucket_tab[pos] = static_cast<int32_t>(c);
+            if (graded) log_tab[pos] = std::log2(static_cast<double>(pos) + 1.0);
+        }
+    }
     auto bucket_of = [&](int64_t pos) {
+        if (tables) return static_cast<int64_t>(bucket_tab[pos]);
         return static_cast<int64_t>(std::lower_bound(cut, cut + C, pos) - cut);
+    };
+    auto log2p1 = [&](int64_t pos) {
+        return tables ? log_tab[pos] : std::log2(static_cast<double>(pos) + 1.0);
     };
     run_blocks(nblocks, nthreads, [&]() {
         struct PerQuery {
@@ -755,8 +775,7 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                                 static_cast<double>(static_cast<uint32_t>(u));
                     if (graded) {
                         gain_b[bb] += gg;
-                        dcg_b[bb] += static_cast<double>(gg) /
-                                     std::log2(static_cast<double>(pos) + 1.0);
+                        dcg_b[bb] += static_cast<double>(gg) / log2p1(pos);
                     }
                 };
                 if (kPack) {

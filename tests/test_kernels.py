@@ -220,6 +220,22 @@ def test_rank_stats_matches_oracle_larger(backend, nbits, graded):
     check_rank_stats(got, want, graded)
 
 
+@pytest.mark.parametrize("graded", [False, True], ids=["binary", "graded"])
+def test_rank_stats_cutoffs_past_table_threshold(backend, graded):
+    # A last cut-off above 4096 makes the C++ kernel bucket positions (and take log2(pos + 1))
+    # from per-call tables instead of a search and a log per item: same outputs as the oracle.
+    rng = np.random.default_rng(seed_of("rank-tables", graded))
+    n = 6000
+    qw, qb, dw, db = codes(rng, 4, n, 16, "lowent")
+    qlw, qlb = random_labels(rng, 4, 24, 0.2, p_empty=0.0)
+    dlw, dlb = random_labels(rng, n, 24, 0.2)
+    cutoffs = np.array([1, 7, 4096, 4097, 5000, n], np.int64)
+    got = backend.rank_stats(qw, dw, qlw, dlw, 16, cutoffs, 50, graded, 24, 2)
+    want = rank_stats_ref(qb, db, qlb, dlb, 16, cutoffs, 50, graded, 24)
+    assert (want["rel_at"][:, -1] > 1000).all()  # many relevant items past the threshold
+    check_rank_stats(got, want, graded)
+
+
 def test_rank_stats_distances_far_apart(backend):
     # Distances in clusters far apart (0-ish and ~nbits): the C++ kernel ranks the densest
     # 32 distances from registers and the rest by lookup; both must agree with the oracle.
