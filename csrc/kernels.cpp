@@ -528,6 +528,10 @@ inline int64_t seg_lo(int64_t s, int64_t n) { return s * n / kSeg; }
 // advanced). Every item takes a store at its segment's next slot (branch-free compaction);
 // the slot never passes the segment's end.
 constexpr int kPackDistShift = 56;
+// With kPack (segments < 2^24 items, so counts fit 24 bits) a graded walk keeps the item's
+// gain (<= 255) in bits 24..31 of its kept value instead of a third store per item.
+constexpr int kGainShift = 24;
+constexpr uint64_t kGainBits = uint64_t{0xff} << kGainShift;
 
 // An empty asm that claims to change x: the compiler keeps x in a general register and cannot
 // pack several such scalars into one vector register (GCC's SLP vectoriser did that to the
@@ -568,9 +572,13 @@ void rank_local_seg(const DistT* __restrict d, const uint64_t* __restrict inc,
     auto step = [&](const DistT x, const uint64_t a, uint64_t* __restrict c, int64_t& m, int64_t jj,
                     int64_t s) {
         const uint64_t v = c[x] += a;
-        pk[m] = v;
+        if constexpr (kGain && kPack) {
+            pk[m] = v | (static_cast<uint64_t>(gain[s * kSegT + jj]) << kGainShift);
+        } else {
+            pk[m] = v;
+        }
         if constexpr (!kPack) dk[m] = x;
-        if constexpr (kGain) gk[m] = gain[s * kSegT + jj];
+        if constexpr (kGain && !kPack) gk[m] = gain[s * kSegT + jj];
         m += static_cast<int64_t>(a >> 32);
         keep_in_register(m);
     };
@@ -586,9 +594,13 @@ void rank_local_seg(const DistT* __restrict d, const uint64_t* __restrict inc,
         uint64_t* cs = ctr + s * nb1;
         for (int64_t j = s * kSegT + nmin; j < s * kSegT + n[s]; ++j) {
             const uint64_t v = cs[d[j]] += inc[j];
-            pk[mm] = v;
+            if constexpr (kGain && kPack) {
+                pk[mm] = v | (static_cast<uint64_t>(gain[j]) << kGainShift);
+            } else {
+                pk[mm] = v;
+            }
             if constexpr (!kPack) dk[mm] = d[j];
-            if constexpr (kGain) gk[mm] = gain[j];
+            if constexpr (kGain && !kPack) gk[mm] = gain[j];
             mm += static_cast<int64_t>(inc[j] >> 32);
         }
         at[s] = mm;
@@ -617,14 +629,17 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
     const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
     PrepFn<DistT> prep;
     Tile11Fn<DistT> tile11;
+    Tile11GFn<DistT> tile11g;
     if constexpr (std::is_same_v<DistT, uint16_t>) {
         prep = p.prep16;
         tile11 = p.tile11_16;
+        tile11g = p.tile11g_16;
     } else {
         prep = p.prep32;
         tile11 = p.tile11_32;
+        tile11g = p.tile11g_32;
     }
-    const bool one_word = q.w == 1 && ql.w == 1 && !graded;
+    const bool one_word = q.w == 1 && ql.w == 1;
     const int64_t N = db.n;
     const int64_t nb1 = nbits + 1, ng1 = nlabels + 1;
     const int64_t qblock = rank_block(db.n);
@@ -686,7 +701,7 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                 if (static_cast<int64_t>(s.pk.size()) < N) {
                     s.pk.resize(N);
                     if (!kPack) s.dk.resize(N);
-                    if (graded) s.gk.resize(N);
+                    if (graded && !kPack) s.gk.resize(N);
                 }
                 for (int64_t g = 0; g < kSeg; ++g) s.at[g] = lo[g];
                 if (graded) std::fill(out.gain_hist + i * ng1, out.gain_hist + (i + 1) * ng1, 0);
@@ -705,6 +720,11 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                     for (int64_t i = q0; i < q1; ++i) {
                         const int64_t t = (i - q0) * kSeg * kSegT + g * kSegT;
                         DistT* dg = dbuf.data() + t;
+                        if (one_word && graded) {
+                            tile11g(q.data[i], db.data + j0, ql.data[i], dbl.data + j0, n[g], nbT,
+                                    dg, ibuf.data() + t, gbuf.data() + t);
+                            continue;
+                        }
                         if (one_word) {
                             tile11(q.data[i], db.data + j0, ql.data[i], dbl.data + j0, n[g], nbT,
                                    dg, ibuf.data() + t);
@@ -723,11 +743,15 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                                                            gbuf.data() + t, n, nb1, s.ctr.data(),
                                                            s.pk.data(), s.dk.data(), s.gk.data(),
                                                            s.at);
-                        int64_t* gh = out.gain_hist + i * ng1;
-                        for (int64_t g = 0; g < kSeg; ++g) {
-                            const uint32_t* gg = gbuf.data() + t + g * kSegT;
-                            for (int64_t j = 0; j < n[g]; ++j)
-                                ++gh[std::min<int64_t>(gg[j], nlabels)];
+                        // With kPack the gains of the relevant items come from their kept values
+                        // after the walk (the others have gain 0).
+                        if (!kPack) {
+                            int64_t* gh = out.gain_hist + i * ng1;
+                            for (int64_t g = 0; g < kSeg; ++g) {
+                                const uint32_t* gg = gbuf.data() + t + g * kSegT;
+                                for (int64_t j = 0; j < n[g]; ++j)
+                                    ++gh[std::min<int64_t>(gg[j], nlabels)];
+                            }
                         }
                     } else {
                         rank_local_seg<DistT, false, kPack>(dbuf.data() + t, ibuf.data() + t,
@@ -793,8 +817,24 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                     for (int64_t g = 0; g < kSeg; ++g) {
                         const int64_t m = s.at[g] - lo[g];
                         p.ap_lanes_tab(s.pk.data() + lo[g], m, k, base.data() + g * nb1, nb1,
-                                       wlo, static_cast<uint64_t>(first_m), lanes);
+                                       wlo, ~kGainBits, static_cast<uint64_t>(first_m), lanes);
                         k += m;
+                    }
+                    if (graded) {
+                        // The gain histogram: every kept (relevant) item by its gain, the rest
+                        // at gain 0.
+                        int64_t* gh = out.gain_hist + i * ng1;
+                        int64_t kept = 0;
+                        for (int64_t g = 0; g < kSeg; ++g) {
+                            const uint64_t* lp = s.pk.data();
+                            for (int64_t c = lo[g]; c < s.at[g]; ++c) {
+                                const int64_t gg =
+                                    static_cast<int64_t>((lp[c] & kGainBits) >> kGainShift);
+                                ++gh[std::min<int64_t>(gg, nlabels)];
+                            }
+                            kept += s.at[g] - lo[g];
+                        }
+                        gh[0] += N - kept;
                     }
                     if (C > 0) {
                         // Only distances that start within the last cut-off can reach a
@@ -810,9 +850,10 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                             for (int64_t c = lo[g]; c < s.at[g]; ++c) {
                                 const int64_t x = static_cast<int64_t>(lp[c] >> kPackDistShift);
                                 if (x > xcut) continue;
-                                const uint64_t u = lp[c] + bs[x];
+                                const uint64_t u = (lp[c] & ~kGainBits) + bs[x];
                                 if (static_cast<int64_t>(u & kLow32) > last_cut) continue;
-                                bucket_item(u, graded ? s.gk[c] : 0);
+                                bucket_item(u, static_cast<uint32_t>((lp[c] & kGainBits) >>
+                                                                     kGainShift));
                             }
                         }
                     }
@@ -826,8 +867,8 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                         if (fill == 0) return;
                         const uint64_t* pk = pkb.data();
                         const uint64_t none = 0;  // the staged values are final ranks
-                        p.ap_lanes_tab(pk, fill, 0, &none, 1, 0, static_cast<uint64_t>(first_m),
-                                       lanes);
+                        p.ap_lanes_tab(pk, fill, 0, &none, 1, 0, ~uint64_t{0},
+                                       static_cast<uint64_t>(first_m), lanes);
                         for (int64_t c = 0; c < fill && C > 0; ++c)
                             if (static_cast<int64_t>(pk[c] & kLow32) <= last_cut)
                                 bucket_item(pk[c], graded ? gstage[c] : 0);
@@ -930,7 +971,8 @@ void rank_stats(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int
                 int64_t ncut, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
                 const RankStatsOut& out) {
     // The distance rides in the packed counter when it fits (see rank_local_seg).
-    const bool pack = nbits < 256 && db.n / kSeg + 1 < (int64_t{1} << (kPackDistShift - 32));
+    const bool pack = nbits < 256 && db.n / kSeg + 1 < (int64_t{1} << kGainShift) &&
+                      (!graded || nlabels < 256);
     if (pack)
         rank_impl<uint16_t, true>(q, db, ql, dbl, nbits, cutoffs, ncut, first_m, graded, nlabels,
                                   nthreads, out);

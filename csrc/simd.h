@@ -24,7 +24,7 @@ using RelFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64
 // out[j] = popcount(ql & dbl[j]) over lw words.
 using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint32_t* out);
 
-// The AP sums of rank_stats in eight lanes. Kept item c has the value u = v[c] + tab[v[c] >> 56]
+// The AP sums of rank_stats in eight lanes. Kept item c has the value u = (v[c] & keep) + tab[v[c] >> 56]
 // ((relevant rank << 32) | position once its per-(segment, distance) offset is added; tab
 // holds ntab entries), its term is t = double(u >> 32) / double(u & 0xffffffff) (a correctly
 // rounded IEEE division), and with l = (k0 + c) % 8, lanes[l] += t and, when (u >> 32) <=
@@ -33,8 +33,10 @@ using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int6
 // wlo: where the 32 most used table entries start (a hint for the vector path; any value works).
 // Values that are already final (below 2^56) take a one-entry zero table.
 constexpr int kLanes = 8;
+// keep clears bits of v that carry something else (a graded walk's gains).
 using ApLanesTabFn = void (*)(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
-                              int64_t ntab, int64_t wlo, uint64_t first_m, double* lanes);
+                              int64_t ntab, int64_t wlo, uint64_t keep, uint64_t first_m,
+                              double* lanes);
 // rank_stats' per-tile preparation: d[j] = min(d[j], lim) and inc[j] = 1 + (rel[j] << 32)
 // (its counter increment: one item, and one relevant item when rel[j] is 1).
 template <class DistT>
@@ -44,6 +46,10 @@ using PrepFn = void (*)(DistT* d, const uint8_t* rel, int64_t n, DistT lim, uint
 template <class DistT>
 using Tile11Fn = void (*)(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl,
                           int64_t n, DistT lim, DistT* d, uint64_t* inc);
+// The same with graded relevance: gain[j] = popcount(ql & dbl[j]) as well, relevant = gain > 0.
+template <class DistT>
+using Tile11GFn = void (*)(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl,
+                           int64_t n, DistT lim, DistT* d, uint64_t* inc, uint32_t* gain);
 
 struct Prims {
     Isa isa;
@@ -58,6 +64,8 @@ struct Prims {
     PrepFn<int32_t> prep32;
     Tile11Fn<uint16_t> tile11_16;
     Tile11Fn<int32_t> tile11_32;
+    Tile11GFn<uint16_t> tile11g_16;
+    Tile11GFn<int32_t> tile11g_32;
 };
 
 // The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512 may lower it, for

@@ -240,8 +240,9 @@ void gain_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint
 // permutes and a blend (distances cluster, so nearly every item falls in that window); the
 // rare item outside it takes a scalar lookup. No gather (slow on current x86).
 void ap_lanes_tab(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab, int64_t ntab,
-                  int64_t wlo, uint64_t first_m, double* lanes) {
+                  int64_t wlo, uint64_t keep, uint64_t first_m, double* lanes) {
     __m512d a = _mm512_loadu_pd(lanes), f = _mm512_loadu_pd(lanes + kLanes);
+    const __m512i keepv = _mm512_set1_epi64(static_cast<long long>(keep));
     const __m512i fm = _mm512_set1_epi64(static_cast<long long>(first_m));
     const __m512i lo = _mm512_set1_epi64(0xffffffffLL);
     const __m512i one = _mm512_set1_epi64(1);
@@ -281,7 +282,7 @@ void ap_lanes_tab(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
                 if (out >> l & 1) bs[l] = tab[xs[l] >> 56];
             b = _mm512_load_si512(bs);
         }
-        const __m512i u = _mm512_add_epi64(x, b);
+        const __m512i u = _mm512_add_epi64(_mm512_and_si512(x, keepv), b);
         const __m512i rr = _mm512_srli_epi64(u, 32);
         const __m512i ps = _mm512_mask_mov_epi64(one, k, _mm512_and_si512(u, lo));
         const __m512d t = _mm512_div_pd(_mm512_cvtepu64_pd(rr), _mm512_cvtepu64_pd(ps));
@@ -301,17 +302,18 @@ inline void ap_lane_item(uint64_t u, int64_t l, uint64_t first_m, double* lanes)
 }
 
 void ap_lanes_tab(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab, int64_t,
-                  int64_t, uint64_t first_m, double* lanes) {
+                  int64_t, uint64_t keep, uint64_t first_m, double* lanes) {
     int64_t c = 0;
 #if HK_IMPL_AVX2
     // Scalar up to the first item of lane 0, then eight items (two vectors of four lanes) per
     // step: offsets by gather, u32 -> double by the 2^52 trick (exact), the same division.
     for (; c < m && ((k0 + c) & (kLanes - 1)) != 0; ++c)
-        ap_lane_item(v[c] + tab[v[c] >> 56], (k0 + c) & (kLanes - 1), first_m, lanes);
+        ap_lane_item((v[c] & keep) + tab[v[c] >> 56], (k0 + c) & (kLanes - 1), first_m, lanes);
     if (m - c >= kLanes) {
         __m256d a0 = _mm256_loadu_pd(lanes), a1 = _mm256_loadu_pd(lanes + 4);
         __m256d f0 = _mm256_loadu_pd(lanes + kLanes), f1 = _mm256_loadu_pd(lanes + kLanes + 4);
         const __m256i lo = _mm256_set1_epi64x(0xffffffffLL);
+        const __m256i keepv = _mm256_set1_epi64x(static_cast<long long>(keep));
         const __m256i magic = _mm256_set1_epi64x(0x4330000000000000LL);
         const __m256d magicd = _mm256_set1_pd(4503599627370496.0);  // 2^52
         const __m256i fm = _mm256_set1_epi64x(static_cast<long long>(
@@ -320,7 +322,7 @@ void ap_lanes_tab(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
             const __m256i vv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
             const __m256i b = _mm256_i64gather_epi64(reinterpret_cast<const long long*>(tab),
                                                      _mm256_srli_epi64(vv, 56), 8);
-            const __m256i u = _mm256_add_epi64(vv, b);
+            const __m256i u = _mm256_add_epi64(_mm256_and_si256(vv, keepv), b);
             const __m256i rr = _mm256_srli_epi64(u, 32);
             const __m256d rd = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(rr, magic)), magicd);
             const __m256d pd = _mm256_sub_pd(
@@ -342,7 +344,7 @@ void ap_lanes_tab(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
     }
 #endif
     for (; c < m; ++c)
-        ap_lane_item(v[c] + tab[v[c] >> 56], (k0 + c) & (kLanes - 1), first_m, lanes);
+        ap_lane_item((v[c] & keep) + tab[v[c] >> 56], (k0 + c) & (kLanes - 1), first_m, lanes);
 }
 
 #endif
@@ -414,6 +416,20 @@ void tile11(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, in
     }
 }
 
+// Plain loop: vectorised by the compiler where the path has a vector popcount (AVX-512).
+template <class DistT>
+void tile11g(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, int64_t n,
+             DistT lim, DistT* d, uint64_t* inc, uint32_t* gain) {
+    const uint32_t l = static_cast<uint32_t>(lim);
+    for (int64_t j = 0; j < n; ++j) {
+        const uint32_t c = pc64(q ^ db[j]);
+        const uint64_t x = ql & dbl[j];
+        d[j] = static_cast<DistT>(c < l ? c : l);
+        gain[j] = pc64(x);
+        inc[j] = 1 + (nonzero(x) << 32);
+    }
+}
+
 template <class OutT>
 DistFn<OutT> pick_dist(int64_t w) {
 #if HK_IMPL_AVX512
@@ -443,5 +459,7 @@ Prims fill(Isa isa, int64_t w, int64_t lw) {
     p.prep32 = &prep<int32_t>;
     p.tile11_16 = &tile11<uint16_t>;
     p.tile11_32 = &tile11<int32_t>;
+    p.tile11g_16 = &tile11g<uint16_t>;
+    p.tile11g_32 = &tile11g<int32_t>;
     return p;
 }

@@ -262,9 +262,11 @@ SIMD_SCRIPT = textwrap.dedent("""
         dbl = rng.integers(0, 16, (9000, 1), dtype=np.uint64)
         nb = 64 * w - 1
         q[:, -1] &= np.uint64(2**63 - 1); db[:, -1] &= np.uint64(2**63 - 1)
-        r = core.rank_stats(q, db, ql, dbl, nb, np.array([10, 100], np.int64), 5, True, 4, 2)
+        cut = np.array([10, 100, 9000], np.int64)  # 9000: past the per-position table threshold
+        r = core.rank_stats(q, db, ql, dbl, nb, cut, 5, True, 4, 2)
+        rb = core.rank_stats(q, db, ql, dbl, nb, cut, 5, False, 4, 2)  # binary: other tile path
         out[w] = [core.hamming(q, db, 2), *core.topk(q, db, nb, 50, 2), *core.radius(q, db, nb, nb // 3, 2),
-                  *[r[k] for k in sorted(r)]]
+                  *[r[k] for k in sorted(r)], *[rb[k] for k in sorted(rb)]]
     np.save(sys.argv[1], np.array([out], dtype=object), allow_pickle=True)
 """)
 
