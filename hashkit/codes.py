@@ -368,11 +368,13 @@ class CodeFile:
     """The contents of a code file: query and database codes per modality, and labels.
 
     ``query_image`` / ``db_image`` / ``query_text`` / ``db_text`` are :class:`Codes` or None;
-    ``query_labels`` / ``db_labels`` are uint8 multi-hot ``(n, nlabels)`` arrays.
+    ``query_labels`` / ``db_labels`` are uint8 multi-hot ``(n, nlabels)`` arrays, or both None
+    for a file of codes only (``hashkit encode`` without ``--labels``): it can be searched, not
+    evaluated.
     """
 
-    query_labels: np.ndarray
-    db_labels: np.ndarray
+    query_labels: np.ndarray | None
+    db_labels: np.ndarray | None
     query_image: Codes | None = None
     query_text: Codes | None = None
     db_image: Codes | None = None
@@ -395,39 +397,54 @@ class CodeFile:
         return out
 
 
-def save_code_file(path: str | os.PathLike, *, query_labels: Any, db_labels: Any, query_image: Any = None,
+def save_code_file(path: str | os.PathLike, *, query_labels: Any = None, db_labels: Any = None,
+                   query_image: Any = None,
                    query_text: Any = None, db_image: Any = None, db_text: Any = None,
                    meta: dict | None = None) -> None:
     """Write a code file (``.npz``, atomically) that :func:`load_code_file` and ``hashkit eval`` read.
 
     Codes are stored packed (``uint64`` words) with their ``nbits``; labels as uint8 multi-hot.
-    ``meta`` (JSON-serialisable) records where the codes came from (method, bits, seed ...).
+    Labels are optional (give both or neither): a file without them holds codes for search
+    only, and ``hashkit eval`` refuses it with a message saying so. ``meta`` (JSON-serialisable)
+    records where the codes came from (method, bits, seed ...).
 
     Raises
     ------
     ValueError
-        No code set given, codes and labels of different counts, code lengths that differ.
+        No code set given, only one of the two label sets, codes and labels of different
+        counts, code lengths that differ.
     """
     import json
 
     sets = {"query_image": query_image, "query_text": query_text, "db_image": db_image, "db_text": db_text}
     if all(v is None for v in sets.values()):
         raise ValueError("save_code_file: expected at least one of query_image, query_text, db_image, db_text")
+    if (query_labels is None) != (db_labels is None):
+        raise ValueError("save_code_file: expected both query_labels and db_labels or neither, got "
+                         + ("only query_labels" if db_labels is None else "only db_labels"))
     arrays: dict[str, Any] = {"format": FORMAT, "bit_order": BIT_ORDER,
                               "meta": json.dumps(meta or {}, sort_keys=True)}
-    ql = _labels_uint8(query_labels, "query_labels")
-    dl = _labels_uint8(db_labels, "db_labels")
-    if ql.shape[1] != dl.shape[1]:
-        raise ValueError(f"query_labels and db_labels: expected the same number of labels, "
-                         f"got {ql.shape[1]} and {dl.shape[1]}")
-    arrays["query_labels"], arrays["db_labels"] = ql, dl
+    ql = dl = None
+    if query_labels is not None:
+        ql = _labels_uint8(query_labels, "query_labels")
+        dl = _labels_uint8(db_labels, "db_labels")
+        if ql.shape[1] != dl.shape[1]:
+            raise ValueError(f"query_labels and db_labels: expected the same number of labels, "
+                             f"got {ql.shape[1]} and {dl.shape[1]}")
+        arrays["query_labels"], arrays["db_labels"] = ql, dl
     nbits = None
+    counts: dict[str, tuple[int, str]] = {}  # side -> (items, the key that set it)
     for key, val in sets.items():
         if val is None:
             continue
         c = V.as_codes(val, key).numpy()
-        V.check_count(c.n, (ql if key.startswith("query") else dl).shape[0],
-                      (key, "query_labels" if key.startswith("query") else "db_labels"))
+        side = "query" if key.startswith("query") else "db"
+        if ql is not None:
+            V.check_count(c.n, (ql if side == "query" else dl).shape[0],
+                          (key, f"{side}_labels"))
+        elif side in counts:
+            V.check_count(c.n, counts[side][0], (key, counts[side][1]))
+        counts.setdefault(side, (c.n, key))
         if nbits is not None and c.nbits != nbits:
             raise ValueError(f"{key}: expected {nbits} bits like the other code sets, got {c.nbits}")
         nbits = c.nbits
@@ -477,9 +494,11 @@ def load_code_file(path: str | os.PathLike) -> CodeFile:
 def _from_hashkit_npz(raw: dict, p: Path) -> CodeFile:
     import json
 
-    for key in ("query_labels", "db_labels", "nbits"):
-        if key not in raw:
-            raise ValueError(f"{p}: missing key {key!r}; keys present: {sorted(raw)}")
+    if "nbits" not in raw:
+        raise ValueError(f"{p}: missing key 'nbits'; keys present: {sorted(raw)}")
+    if ("query_labels" in raw) != ("db_labels" in raw):
+        missing = "db_labels" if "query_labels" in raw else "query_labels"
+        raise ValueError(f"{p}: missing key {missing!r} (labels come in pairs); keys present: {sorted(raw)}")
     nbits = int(np.asarray(raw["nbits"]))
     kw = {}
     for key in CODE_FILE_KEYS:
@@ -489,7 +508,7 @@ def _from_hashkit_npz(raw: dict, p: Path) -> CodeFile:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{p}: key {key!r}: {exc}") from None
     meta = json.loads(str(np.asarray(raw["meta"]))) if "meta" in raw else {}
-    return _finish(p, raw["query_labels"], raw["db_labels"], kw, meta)
+    return _finish(p, raw.get("query_labels"), raw.get("db_labels"), kw, meta)
 
 
 def _from_research(raw: dict, p: Path) -> CodeFile:
@@ -541,15 +560,22 @@ def _label_matrix(arr, p: Path, key: str) -> np.ndarray:
 
 
 def _finish(p: Path, ql, dl, kw: dict, meta: dict) -> CodeFile:
+    nbits = {c.nbits for c in kw.values()}
+    if len(nbits) > 1:
+        raise ValueError(f"{p}: code sets of different lengths: " +
+                         ", ".join(f"{k}={c.nbits} bits" for k, c in kw.items()))
+    if ql is None:  # codes only
+        for side in ("query", "db"):
+            n = {c.n for k, c in kw.items() if k.startswith(side)}
+            if len(n) > 1:
+                raise ValueError(f"{p}: the {side} code sets have different counts: " +
+                                 ", ".join(f"{k}={c.n}" for k, c in kw.items() if k.startswith(side)))
+        return CodeFile(query_labels=None, db_labels=None, meta=meta, path=str(p), **kw)
     ql = np.asarray(ql, dtype=np.uint8)
     dl = np.asarray(dl, dtype=np.uint8)
     if ql.ndim != 2 or dl.ndim != 2 or ql.shape[1] != dl.shape[1]:
         raise ValueError(f"{p}: query and database labels must be (n, nlabels) with the same nlabels; "
                          f"got {ql.shape} and {dl.shape}")
-    nbits = {c.nbits for c in kw.values()}
-    if len(nbits) > 1:
-        raise ValueError(f"{p}: code sets of different lengths: " +
-                         ", ".join(f"{k}={c.nbits} bits" for k, c in kw.items()))
     for role, c in kw.items():
         lab = ql if role.startswith("query") else dl
         if c.n != lab.shape[0]:

@@ -124,6 +124,10 @@ def evaluate(source, metrics: Sequence[str] | str = ("map",), k=None,
     cf = _load(source)
     wanted = _metric_list(metrics)
     V.check_choice(ties, M.TIES, "ties")
+    if cf.query_labels is None:
+        raise ValueError(f"source: {cf.path or 'the code file'} holds codes without labels "
+                         "(as hashkit encode writes them without --labels); evaluating needs "
+                         "query_labels and db_labels, uint8 multi-hot (n, nlabels), in the file")
     present = cf.directions()
     if directions is None:
         chosen = [d for d in DIRECTIONS if d in present]

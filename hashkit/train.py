@@ -785,13 +785,11 @@ def run_encode(args: argparse.Namespace) -> int:
     if len(set(counts.values())) > 1:
         raise ValueError(f"encode: --images and --texts must describe the same items, got "
                          f"{counts['images']} images and {counts['texts']} texts")
-    n = next(iter(counts.values()))
+    # Without --labels the file holds codes only: searchable, and hashkit eval says why it
+    # cannot evaluate it.
+    labels = None
     if args.labels:
         labels = read_features(args.labels, args.labels_key, "--labels").astype(np.uint8)
-    else:
-        # The code file format stores labels beside codes; unlabelled items get one empty label
-        # column, which hashkit eval reports as "no relevant items".
-        labels = np.zeros((n, 1), np.uint8)
     kwargs = {"query_image": codes.get("images"), "query_text": codes.get("texts")}
     save_code_file(out, query_labels=labels, db_labels=labels,
                    meta={"method": cfg["method"], "nbits": cfg["nbits"], "run": str(args.run),

@@ -176,3 +176,23 @@ def test_codes_type_checks():
         Codes(np.zeros((2, 1), dtype=np.int64), 8)
     with pytest.raises(ValueError, match="need 2 words"):
         Codes(np.zeros((2, 1), dtype=np.uint64), 100)
+
+
+def test_code_file_without_labels(tmp_path):
+    # Codes only (for search): saved and read back without labels; labels come in pairs, and
+    # code sets on one side must agree in count.
+    rng = np.random.default_rng(3)
+    qi, qt = rng.choice([-1, 1], size=(4, 12)), rng.choice([-1, 1], size=(4, 12))
+    save_code_file(tmp_path / "c.npz", query_image=qi, query_text=qt)
+    cf = load_code_file(tmp_path / "c.npz")
+    assert cf.query_labels is None and cf.db_labels is None
+    np.testing.assert_array_equal(hashkit.unpack(cf.query_text), qt)
+    with pytest.raises(ValueError, match="both query_labels and db_labels or neither"):
+        save_code_file(tmp_path / "d.npz", query_image=qi, query_labels=np.eye(4, dtype=int))
+    with pytest.raises(ValueError, match="query_text and query_image"):
+        save_code_file(tmp_path / "e.npz", query_image=qi, query_text=qt[:3])
+    raw = dict(np.load(tmp_path / "c.npz"))
+    raw["query_labels"] = np.eye(4, dtype=np.uint8)
+    np.savez(tmp_path / "f.npz", **raw)
+    with pytest.raises(ValueError, match="missing key 'db_labels'"):
+        load_code_file(tmp_path / "f.npz")

@@ -232,6 +232,10 @@ def test_cli_train_encode_list(tmp_path, capsys):
     assert run_encode(args) == 0
     cf = load_code_file(enc)
     assert cf.query_image.nbits == 16 and cf.query_image.n == 7
+    assert cf.query_labels is None and cf.db_labels is None  # no --labels: codes only
+    from hashkit.eval import evaluate
+    with pytest.raises(ValueError, match="without labels"):
+        evaluate(enc)
     with pytest.raises(ValueError, match="several sub-runs"):
         load_method(out)
 
