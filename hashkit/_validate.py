@@ -211,11 +211,16 @@ def as_labels(x: Any, name: str, n: int | None = None) -> tuple[np.ndarray, int]
         raise ValueError(f"{name}: expected at least one label column, got shape {tuple(arr.shape)}")
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name}: expected {n} rows of labels (one per code), got {arr.shape[0]}")
-    if arr.dtype != np.bool_:
-        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
-            raise ValueError(f"{name}: labels contain NaN")
-        bad = (arr != 0) & (arr != 1)
-        if bad.any():
-            vals = np.unique(arr[bad])[:5]
-            raise ValueError(f"{name}: expected labels of 0 and 1 only, got values such as {vals.tolist()}")
+    if arr.dtype == np.bool_:
+        return pack_bits(arr), int(arr.shape[1])
+    if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+        raise ValueError(f"{name}: labels contain NaN")
+    # Unsigned integers hold only 0 and 1 iff their maximum is at most 1 (one pass, no
+    # temporaries: this check and the packing were most of MAP's fixed cost per call).
+    if np.issubdtype(arr.dtype, np.unsignedinteger) and arr.size and arr.max() <= 1:
+        return pack_bits(arr.view(np.bool_) if arr.dtype == np.uint8 else arr != 0), int(arr.shape[1])
+    bad = (arr != 0) & (arr != 1)
+    if bad.any():
+        vals = np.unique(arr[bad])[:5]
+        raise ValueError(f"{name}: expected labels of 0 and 1 only, got values such as {vals.tolist()}")
     return pack_bits(arr != 0), int(arr.shape[1])
