@@ -15,7 +15,11 @@ time per group. Peers, all exact and all on the same thread count
 - ``topk``: ``faiss.IndexBinaryFlat.search`` (k = 100, its default heap path);
 - ``radius``: ``IndexBinaryFlat.range_search`` with radius ``r + 1`` (FAISS's radius is strict),
   at r = 2 and a wide radius (3/8 of the bits);
-- ``full``: the full ranking, k = N, against FAISS's counting path (``use_heap = False``).
+- ``full``: the full ranking, k = N, against FAISS's counting path (``use_heap = False``);
+- ``full-reused``: the same, both sides writing into output arrays allocated (and page-faulted)
+  once before the rounds: hashkit through ``out=``, FAISS through ``search_c`` (its C++
+  entry point, which takes the output pointers). This times the kernels without the 12 bytes
+  per item of fresh output each call allocates.
 
 Each pair also checks that both sides agree (distances; counts for radius), so a fast wrong
 answer cannot pass. Data: clustered codes from a seeded generator (benchmarks/conftest.py).
@@ -154,3 +158,24 @@ def test_full_ranking(run, case, impl, bench_threads):
                     "faiss IndexBinaryFlat (counting)", threads=bench_threads)
     hd, hi = core.topk(q, db, nbits, n, bench_threads)
     assert np.array_equal(d, hd) and np.array_equal(i, hi)
+
+
+@pytest.mark.parametrize("impl", ["hashkit", "faiss"])
+def test_full_ranking_reused(run, case, impl, bench_threads):
+    n = case[0]
+    n, nbits, db, q = _data(case, QUERIES["full"][n])
+    group = _group("full-reused", n, nbits, len(q))
+    dist = np.zeros((len(q), n), np.int32)  # zero-filled: the pages exist before the rounds
+    idx = np.zeros((len(q), n), np.int64)
+    if impl == "hashkit":
+        run(lambda: core.topk(q, db, nbits, n, bench_threads, out=(dist, idx)), group, "hashkit",
+            threads=bench_threads)
+    else:
+        index = _faiss_index(db, nbits, bench_threads)
+        index.use_heap = False
+        x = np.ascontiguousarray(q.view(np.uint8))
+        run(lambda: index.search_c(len(q), faiss.swig_ptr(x), n, faiss.swig_ptr(dist),
+                                   faiss.swig_ptr(idx)),
+            group, "faiss IndexBinaryFlat (counting, search_c)", threads=bench_threads)
+    hd, hi = core.topk(q, db, nbits, n, bench_threads)
+    assert np.array_equal(dist, hd) and np.array_equal(idx, hi)

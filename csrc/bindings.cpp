@@ -172,8 +172,36 @@ py::array_t<int32_t> py_hamming(py::handle q_, py::handle db_, py::handle nthrea
     return out;
 }
 
+// One array of a caller's out=(dist, idx): exactly dtype T, shape (rows, cols), C-contiguous,
+// aligned and writeable (it is written in place, never copied).
+template <class T>
+py::array_t<T> take_out(py::handle h, const char* name, const char* dtype, int64_t rows,
+                        int64_t cols) {
+    const std::string want = std::string(dtype) + " array of shape (" + std::to_string(rows) +
+                             ", " + std::to_string(cols) + "), C-contiguous and writeable";
+    if (!py::isinstance<py::array>(h)) {
+        throw py::type_error(std::string(name) + ": expected a NumPy " + want + ", got " +
+                             type_name(h));
+    }
+    auto a = py::reinterpret_borrow<py::array>(h);
+    if (!a.dtype().is(py::dtype::of<T>())) {
+        throw py::type_error(std::string(name) + ": expected a NumPy " + want + ", got dtype " +
+                             py::str(a.dtype()).cast<std::string>());
+    }
+    const int flags = py::array::c_style;
+    if (a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != cols || !(a.flags() & flags) ||
+        !a.writeable() || !(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
+        std::string got = "shape (";
+        for (py::ssize_t i = 0; i < a.ndim(); ++i) got += (i ? ", " : "") + std::to_string(a.shape(i));
+        got += std::string(")") + ((a.flags() & flags) ? "" : ", not C-contiguous") +
+               (a.writeable() ? "" : ", read-only");
+        throw py::value_error(std::string(name) + ": expected a NumPy " + want + ", got " + got);
+    }
+    return py::reinterpret_borrow<py::array_t<T>>(a);
+}
+
 py::tuple py_topk(py::handle q_, py::handle db_, py::handle nbits_, py::handle k_,
-                  py::handle nthreads_) {
+                  py::handle nthreads_, py::handle out_) {
     U64 qa, dba;
     const hk::Codes q = take_codes(q_, "q", qa);
     const hk::Codes db = take_codes(db_, "db", dba, q.w, "q");
@@ -182,8 +210,23 @@ py::tuple py_topk(py::handle q_, py::handle db_, py::handle nbits_, py::handle k
     const int nt = take_threads(nthreads_);
     check_padding(q, nbits, "q", "code bits beyond nbits =");
     check_padding(db, nbits, "db", "code bits beyond nbits =");
-    py::array_t<int32_t> dist({q.n, k});
-    py::array_t<int64_t> idx({q.n, k});
+    py::array_t<int32_t> dist;
+    py::array_t<int64_t> idx;
+    if (out_.is_none()) {
+        dist = py::array_t<int32_t>({q.n, k});
+        idx = py::array_t<int64_t>({q.n, k});
+    } else {
+        if (!py::isinstance<py::tuple>(out_) || py::len(out_) != 2) {
+            throw py::type_error("out: expected a tuple (dist, idx) of NumPy arrays, got " +
+                                 type_name(out_));
+        }
+        auto t = py::reinterpret_borrow<py::tuple>(out_);
+        dist = take_out<int32_t>(t[0], "out[0] (dist)", "int32", q.n, k);
+        idx = take_out<int64_t>(t[1], "out[1] (idx)", "int64", q.n, k);
+        if (py::reinterpret_borrow<py::object>(t[0]).is(t[1])) {
+            throw py::value_error("out: dist and idx must be two different arrays");
+        }
+    }
     int32_t* d = dist.mutable_data();
     int64_t* ix = idx.mutable_data();
     {
@@ -328,8 +371,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("hamming", &py_hamming, py::arg("q"), py::arg("db"), py::arg("nthreads") = 0,
           "All pairwise Hamming distances: int32 (Q, N).");
     m.def("topk", &py_topk, py::arg("q"), py::arg("db"), py::arg("nbits"), py::arg("k"),
-          py::arg("nthreads") = 0,
-          "k nearest per query by (distance, index): (dist int32 (Q, k), idx int64 (Q, k)).");
+          py::arg("nthreads") = 0, py::arg("out") = py::none(),
+          "k nearest per query by (distance, index): (dist int32 (Q, k), idx int64 (Q, k)); "
+          "out=(dist, idx) writes into (and returns) the caller's arrays.");
     m.def("radius", &py_radius, py::arg("q"), py::arg("db"), py::arg("nbits"), py::arg("r"),
           py::arg("nthreads") = 0,
           "Items with distance <= r as CSR (lims int64 (Q+1,), idx int64 (M,), dist int32 (M,)).");

@@ -609,7 +609,7 @@ _TOPK_SELECT_RATIO = 8
 _TOPK_SPARE = 4096
 
 
-def topk(q, db, nbits, k, nthreads=0):
+def topk(q, db, nbits, k, nthreads=0, out=None):
     """The ``k`` nearest database items per query, ordered by (distance, index).
 
     Counting selection over the ``nbits + 1`` possible distances: no heap, no sort.
@@ -631,8 +631,11 @@ def topk(q, db, nbits, k, nthreads=0):
     nbits = _pair(q, db, nbits)
     k = _as_int(k, "k", 1, db.shape[0])
     jit = _jit()
-    out_d = np.empty((q.shape[0], k), np.int32)
-    out_i = np.empty((q.shape[0], k), np.int64)
+    if out is None:
+        out_d = np.empty((q.shape[0], k), np.int32)
+        out_i = np.empty((q.shape[0], k), np.int64)
+    else:  # checked by the caller (hashkit._validate.check_topk_out)
+        out_d, out_i = out
     bad = np.zeros(q.shape[0], np.uint8)
     with _threads(nthreads, q, db) as n:
         nchunk = _nchunk(q.shape[0], n)

@@ -115,6 +115,27 @@ def check_ks(ks: Any, n: int, name: str = "ks") -> np.ndarray:
     return np.unique(arr.astype(np.int64))
 
 
+def check_topk_out(out: Any, q_n: int, k: int, name: str = "out") -> tuple[np.ndarray, np.ndarray]:
+    """``out=(dist, idx)`` for a top-k: NumPy int32 and int64 arrays of shape ``(Q, k)``,
+    C-contiguous, writeable, not sharing memory (they are written in place)."""
+    want = f"a tuple (dist, idx) of NumPy arrays: int32 and int64, shape ({q_n}, {k}), C-contiguous, writeable"
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(f"{name}: expected {want}, got {describe(out)}")
+    for part, arr, dtype in (("dist", out[0], np.int32), ("idx", out[1], np.int64)):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} ({part}): expected a NumPy {np.dtype(dtype).name} array, got {describe(arr)}")
+        if arr.dtype != dtype:
+            raise TypeError(f"{name} ({part}): expected dtype {np.dtype(dtype).name}, got {arr.dtype}")
+        if arr.shape != (q_n, k):
+            raise ValueError(f"{name} ({part}): expected shape ({q_n}, {k}), got {arr.shape}")
+        if not arr.flags.c_contiguous or not arr.flags.writeable:
+            raise ValueError(f"{name} ({part}): expected a C-contiguous, writeable array, got "
+                             f"{'a read-only' if not arr.flags.writeable else 'a non-contiguous'} one")
+    if np.may_share_memory(out[0], out[1]):
+        raise ValueError(f"{name}: dist and idx must not share memory")
+    return out[0], out[1]
+
+
 def check_radius(r: Any, name: str = "r") -> int:
     """A Hamming radius: an integer >= 0 (inclusive: items at distance <= r)."""
     return check_int(r, name, min_value=0, what="a non-negative integer radius")

@@ -24,6 +24,7 @@ def _metric(name):
 
 MAP = _metric("mean_average_precision")
 
+_SHARED = np.zeros((4, 2), np.int64)  # an int64 out and an int32 view of the same memory
 CASES = [
     # (id, callable, args, kwargs, exception, message regex)
     ("pack-str", hashkit.pack, (np.array([["a", "b"]]),), {}, TypeError, r"x: expected a numeric or bool"),
@@ -43,6 +44,16 @@ CASES = [
     ("topk-kfloat", hashkit.topk, (Q16, D16, 2.5), {}, TypeError, r"k: expected an integer"),
     ("topk-kbool", hashkit.topk, (Q16, D16, True), {}, TypeError, r"k: expected an integer"),
     ("topk-nan", hashkit.topk, (NAN, D16, 2), {}, ValueError, r"q: codes contain NaN"),
+    ("topk-out-list", hashkit.topk, (Q16, D16, 2), {"out": [1, 2]}, TypeError, r"out: expected a tuple \(dist, idx\)"),
+    ("topk-out-dtype", hashkit.topk, (Q16, D16, 2), {"out": (np.zeros((4, 2), np.int64), np.zeros((4, 2), np.int64))},
+     TypeError, r"out \(dist\): expected dtype int32, got int64"),
+    ("topk-out-shape", hashkit.topk, (Q16, D16, 2), {"out": (np.zeros((3, 3), np.int32), np.zeros((4, 2), np.int64))},
+     ValueError, r"out \(dist\): expected shape \(4, 2\), got \(3, 3\)"),
+    ("topk-out-strided", hashkit.topk, (Q16, D16, 2),
+     {"out": (np.zeros((4, 4), np.int32)[:, ::2], np.zeros((4, 2), np.int64))}, ValueError, r"non-contiguous"),
+    ("topk-out-shared", hashkit.topk, (Q16, D16, 2),
+     {"out": (_SHARED.view(np.int32).reshape(-1)[:8].reshape(4, 2), _SHARED)}, ValueError,
+     r"must not share memory"),
     ("radius-neg", hashkit.radius_search, (Q16, D16, -1), {}, ValueError, r"r: expected a non-negative integer radius .* got -1"),
     ("radius-float", hashkit.radius_search, (Q16, D16, 1.5), {}, TypeError, r"r: expected a non-negative integer"),
     ("index-nbits", hashkit.HammingIndex, (0,), {}, ValueError, r"nbits: expected a positive integer"),
