@@ -160,7 +160,10 @@ def test_radius_dense_and_sparse_queries(backend, nbits):
     qw0, qb0 = random_codes(rng, 5, nbits, 0.5, None)
     qw, qb = np.concatenate([dw[rows], qw0]), np.concatenate([db[rows], qb0])
     for r in (nbits // 4, nbits // 2 - 2, nbits // 2, nbits):
-        check_csr(backend.radius(qw, dw, nbits, r, 2), radius_ref(qb, db, r))
+        got = backend.radius(qw, dw, nbits, r, 2)
+        check_csr(got, radius_ref(qb, db, r))
+        for nthreads in (1, 3):  # the same output however the queries are shared out
+            assert_same(got, backend.radius(qw, dw, nbits, r, nthreads))
 
 
 @pytest.mark.parametrize("nthreads", THREADS)
