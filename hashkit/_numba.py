@@ -634,8 +634,10 @@ def topk(q, db, nbits, k, nthreads=0, out=None):
     if out is None:
         out_d = np.empty((q.shape[0], k), np.int32)
         out_i = np.empty((q.shape[0], k), np.int64)
-    else:  # checked by the caller (hashkit._validate.check_topk_out)
-        out_d, out_i = out
+    else:  # checked again here: the kernels do not bounds-check their writes
+        from ._validate import check_topk_out
+
+        out_d, out_i = check_topk_out(out, q.shape[0], k)
     bad = np.zeros(q.shape[0], np.uint8)
     with _threads(nthreads, q, db) as n:
         nchunk = _nchunk(q.shape[0], n)
