@@ -250,12 +250,14 @@ def throughput(torch, cb, ceil: dict | None, quick: bool) -> None:
     t = time_events(torch, lambda i: cb.hamming(qs[i % 3][:nh], ds[i % 2]), 6, 3, 10)
     rate = nh * n / (t["median_ms"] * 1e-3)
     gbs = 4 * nh * n / (t["median_ms"] * 1e-3) / 1e9
-    row(f"hamming matrix {nh}x{n:,} (64 b)", f"{t['median_ms']:.2f} ms", note=f"{fmt_rate(rate)}; writes {gbs:,.0f} GB/s"
+    row(f"hamming matrix {nh}x{n:,} (64 b)", f"{t['median_ms']:.2f} ms",
+        note=f"{fmt_rate(rate)}; writes {gbs:,.0f} GB/s"
         + (f" = {gbs / ceil['copy_GBps']:.0%} of copy bw" if ceil else ""), **t)
     cut = np.zeros(0, np.int64)
     t = time_events(torch, lambda i: cb.hist_stats(qs[i % 3], ds[i % 2], qls[i % 3], dls[i % 2], 64), 6, 3, 10)
     rate = pairs / (t["median_ms"] * 1e-3)
-    row(f"hist_stats {nq}x{n:,} (64 b)", f"{t['median_ms']:.2f} ms", note=f"{fmt_rate(rate)} = {rate / limit:.0%} of popcount limit", **t)
+    row(f"hist_stats {nq}x{n:,} (64 b)", f"{t['median_ms']:.2f} ms",
+        note=f"{fmt_rate(rate)} = {rate / limit:.0%} of popcount limit", **t)
     t = time_events(torch, lambda i: cb.rank_stats(qs[i % 3], ds[i % 2], qls[i % 3], dls[i % 2], 64, cut, 0, False, 21),
                     6, 3, 10)
     rate = pairs / (t["median_ms"] * 1e-3)

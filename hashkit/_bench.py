@@ -50,9 +50,9 @@ def run_bench(args) -> int:
         if not ok or name == "cuda":
             continue
         be = _backend.get(name)
-        t_topk = _best_of(lambda: be.topk(q, db, nbits, k, args.threads), args.repeat)
-        t_hist = _best_of(lambda: be.hist_stats(q, db, ql, dl, nbits, args.threads), args.repeat)
-        t_rank = _best_of(lambda: be.rank_stats(q, db, ql, dl, nbits, np.zeros(0, np.int64), 0, False, 24,
+        t_topk = _best_of(lambda be=be: be.topk(q, db, nbits, k, args.threads), args.repeat)
+        t_hist = _best_of(lambda be=be: be.hist_stats(q, db, ql, dl, nbits, args.threads), args.repeat)
+        t_rank = _best_of(lambda be=be: be.rank_stats(q, db, ql, dl, nbits, np.zeros(0, np.int64), 0, False, 24,
                                                 args.threads), args.repeat)
         pairs = nq * nd
         rows.append((name, t_topk, t_hist, t_rank, pairs))

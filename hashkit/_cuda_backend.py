@@ -263,7 +263,8 @@ def _prepare(q, db, ql=None, dbl=None):
     if int(qla.shape[0]) != int(qa.shape[0]):
         raise ValueError(f"ql: expected {int(qa.shape[0])} label rows (one per query), got {int(qla.shape[0])}")
     if int(dla.shape[0]) != int(da.shape[0]):
-        raise ValueError(f"dbl: expected {int(da.shape[0])} label rows (one per database code), got {int(dla.shape[0])}")
+        raise ValueError(f"dbl: expected {int(da.shape[0])} label rows (one per database code), "
+                         f"got {int(dla.shape[0])}")
     return ext, ctx, qa, da, qla, dla
 
 

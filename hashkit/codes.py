@@ -250,7 +250,7 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
         x = V.to_numpy(x, name)
         kind = "numpy"
     dtype_name = str(x.dtype).split(".")[-1]
-    if dtype_name in ("object", "complex64", "complex128") or dtype_name.startswith("str") or dtype_name.startswith("<U"):
+    if dtype_name in ("object", "complex64", "complex128") or dtype_name.startswith(("str", "<U")):
         raise TypeError(f"{name}: expected a numeric or bool code array, got {V.describe(x)}")
     if x.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array of codes (n, nbits), got {V.describe(x)}")

@@ -271,7 +271,7 @@ def _hypergeom_expectation(A, a, b, r, n, m, H, chunk_elems: int = 1 << 21) -> n
         ri, ni, mi = (v[sl, None].astype(np.int64) for v in (r, n, m))
         logp = logc(ri, xi) + logc(ni - ri, mi - xi) - logc(ni, mi)
         x = xi.astype(np.float64)
-        rr, nn, mm = ri.astype(np.float64), ni.astype(np.float64), mi.astype(np.float64)
+        mm = mi.astype(np.float64)
         p = np.where(valid, np.exp(logp - logp.max(axis=1, keepdims=True)), 0.0)
         p /= p.sum(axis=1, keepdims=True)
         beta = np.where(mm > 1, (x - 1) / np.maximum(mm - 1, 1), 0.0)

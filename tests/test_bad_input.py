@@ -39,7 +39,7 @@ CASES = [
     ("hamming-empty-db", hashkit.hamming, (Q16, np.ones((0, 16))), {}, ValueError, r"db: expected at least one code"),
     ("hamming-backend", hashkit.hamming, (Q16, D16), {"backend": "gpu"}, ValueError, r"backend: expected one of"),
     ("hamming-threads", hashkit.hamming, (Q16, D16), {"nthreads": -1}, ValueError, r"nthreads: expected"),
-    ("topk-k0", hashkit.topk, (Q16, D16, 0), {}, ValueError, r"k: expected an integer between 1 and the database size 9, got 0"),
+    ("topk-k0", hashkit.topk, (Q16, D16, 0), {}, ValueError, r"k: expected an integer between 1 and the database size 9, got 0"),  # noqa: E501
     ("topk-kbig", hashkit.topk, (Q16, D16, 10), {}, ValueError, r"k: .*database size 9, got 10"),
     ("topk-kfloat", hashkit.topk, (Q16, D16, 2.5), {}, TypeError, r"k: expected an integer"),
     ("topk-kbool", hashkit.topk, (Q16, D16, True), {}, TypeError, r"k: expected an integer"),
@@ -54,7 +54,7 @@ CASES = [
     ("topk-out-shared", hashkit.topk, (Q16, D16, 2),
      {"out": (_SHARED.view(np.int32).reshape(-1)[:8].reshape(4, 2), _SHARED)}, ValueError,
      r"must not share memory"),
-    ("radius-neg", hashkit.radius_search, (Q16, D16, -1), {}, ValueError, r"r: expected a non-negative integer radius .* got -1"),
+    ("radius-neg", hashkit.radius_search, (Q16, D16, -1), {}, ValueError, r"r: expected a non-negative integer radius .* got -1"),  # noqa: E501
     ("radius-float", hashkit.radius_search, (Q16, D16, 1.5), {}, TypeError, r"r: expected a non-negative integer"),
     ("index-nbits", hashkit.HammingIndex, (0,), {}, ValueError, r"nbits: expected a positive integer"),
     ("map-nbits", MAP, (Q16, D8, QL, DL), {}, ValueError, r"same length, got 16 and 8 bits"),

@@ -72,10 +72,10 @@ def test_likelihood_gradient_matches_dcmh_closed_form():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: losses.pairwise_likelihood(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, 2)), "same code length"),
-    (lambda: losses.pairwise_likelihood(torch.zeros(2, 3), torch.zeros(4, 3), torch.zeros(2, 2)), r"s: expected shape \(2, 4\)"),
+    (lambda: losses.pairwise_likelihood(torch.zeros(2, 3), torch.zeros(4, 3), torch.zeros(2, 2)), r"s: expected shape \(2, 4\)"),  # noqa: E501
     (lambda: losses.quantization(torch.zeros(2, 3), torch.zeros(3, 3)), "b: expected shape"),
     (lambda: losses.bit_balance(torch.zeros(2, 3), torch.zeros(4)), "rest_sum"),
-    (lambda: losses.pairwise_likelihood(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 2), reduction="max"), "reduction"),
+    (lambda: losses.pairwise_likelihood(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 2), reduction="max"), "reduction"),  # noqa: E501
     (lambda: losses.quantization(torch.zeros(3), torch.zeros(3)), "h: expected a 2-D tensor"),
 ])
 def test_bad_input(call, match):

@@ -31,7 +31,7 @@ class Layout:
 
     def describe(self) -> str:
         parts = []
-        for role, r in self.roles.items():
+        for r in self.roles.values():
             parts.append(f"{r.files[0]} ({r.format}; key {' or '.join(r.keys)}: {r.what})")
         return "; ".join(dict.fromkeys(parts))
 

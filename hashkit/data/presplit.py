@@ -115,7 +115,7 @@ register_dataset(DatasetInfo(
     {"default": Protocol("default", query=0, train=0, val=1000, kind="presplit",
                          source="the split stored in the file; val drawn from retrieval")},
     "default",
-    files=tuple(FileSpec(DEFAULT_FILES[0], "HDF5 or MATLAB v7.3", (d, y, l), "presplit",
+    files=tuple(FileSpec(DEFAULT_FILES[0], "HDF5 or MATLAB v7.3", (d, y, lab), "presplit",
                          f"{part}: images/features, texts, labels")
-                for part, d, y, l in PARTS),
+                for part, d, y, lab in PARTS),
     options={"file": "NAME.h5", "image": "auto|pixels|features"}, description=__doc__))

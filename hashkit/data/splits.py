@@ -184,7 +184,7 @@ def load_manifest(path) -> Manifest:
     try:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: expected a JSON split manifest, found invalid JSON ({e})")
+        raise ValueError(f"{path}: expected a JSON split manifest, found invalid JSON ({e})") from None
     return Manifest.from_dict(d, str(path))
 
 

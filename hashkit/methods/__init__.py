@@ -74,7 +74,7 @@ def _import_methods() -> None:
         try:
             importlib.import_module(f"{__name__}.{info.name}")
         except Exception as exc:
-            warnings.warn(f"hashkit.methods.{info.name} could not be imported: {exc!r}", RuntimeWarning)
+            warnings.warn(f"hashkit.methods.{info.name} could not be imported: {exc!r}", RuntimeWarning, stacklevel=2)
 
 
 _import_methods()

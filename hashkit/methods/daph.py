@@ -47,7 +47,8 @@ proxy batch 90, 4096-unit label MLP, 512-d fused space, dropout 0.5/0.1/0.2.
 
 Where this file differs from the release, on purpose:
 
-* Adam (fused kernel: ten times faster than the per-tensor loop on CPU) instead of plain SGD (same loss scale: sums over the batch in stage 1 as released),
+* Adam (fused kernel: ten times faster than the per-tensor loop on CPU) instead of plain SGD
+  (same loss scale: sums over the batch in stage 1 as released),
   and narrower feature MLPs (``proxy_hidden``, ``hidden``) so that CPU epochs stay short.
 * The release selects positives differently for its two networks (identical label sets for
   the image network, any superset for the text network); here both use identical label sets

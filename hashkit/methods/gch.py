@@ -187,7 +187,8 @@ class _BeaconGCN(nn.Module):
 # --------------------------------------------------------------------------- methods
 @register_method("gch")
 class GCH(Method):
-    """GCH: semantic teacher, image/text encoders, cross-modal fusion and a GCN giving beacon codes (Xu et al., IJCAI 2019).
+    """GCH: semantic teacher, image/text encoders, cross-modal fusion and a GCN giving beacon codes
+    (Xu et al., IJCAI 2019).
 
     Implements Eq. 2-3 (semantic encoder ``L^l``: likelihood of ``S`` under
     ``T = 1/2 H^l H^l^T``, quantisation ``||H^l - B^l||^2``, label prediction ``||Y^l - Y||^2``,
@@ -376,7 +377,8 @@ class GCH(Method):
 
 @register_method("gch-try1")
 class GCHTry1(GCH):
-    """GCH + intra-modal likelihood (T = 1/2 H^* H^*^T) and the label-code pull lambda sum S_ij ||H^l_i - H^*_j||^2 (reproduction Eq. 11).
+    """GCH + intra-modal likelihood (T = 1/2 H^* H^*^T) and the label-code pull
+    lambda sum S_ij ||H^l_i - H^*_j||^2 (reproduction Eq. 11).
 
     Everything of :class:`GCH`; ``L^*`` of each modality gains the likelihood of the batch's
     ``S`` under ``Gamma^* = 1/2 H^* H^*^T`` (weight ``intra``) and
