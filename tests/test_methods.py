@@ -258,3 +258,40 @@ def test_cca_itq_recovers_shared_direction_and_orthogonal_rotation():
     assert abs(np.corrcoef((x @ wx)[:, 0], (y @ wy)[:, 0])[0, 1]) > 0.99
     r, _ = itq_rotation(rng.normal(size=(200, 4)), 10, np.random.default_rng(1))
     np.testing.assert_allclose(r @ r.T, np.eye(4), atol=1e-10)
+
+
+# ------------------------------------------------------------------ shared glue (methods/base.py)
+def test_sign_maps_zero_to_minus_one_for_numpy_and_torch():
+    from hashkit.methods.base import sign
+
+    x = np.array([[0.5, 0.0, -2.0], [-0.0, 3.0, 1e-30]])
+    want = np.array([[1.0, -1.0, -1.0], [-1.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(sign(x), want)
+    t = sign(torch.tensor(x, dtype=torch.float32))
+    assert t.dtype == torch.float32
+    np.testing.assert_array_equal(t.numpy(), want)
+    assert sign(torch.tensor([0, 2])).tolist() == [-1.0, 1.0]
+    with pytest.raises(TypeError, match="sign: expected a torch.Tensor or a NumPy array"):
+        sign([1.0])
+
+
+def test_permuted_batches_one_permutation_per_phase():
+    from hashkit.methods.cca_itq import CCAITQ
+
+    m = CCAITQ(2, 4, 4, 2)
+    m.rng = np.random.default_rng(7)
+    got = m.permuted_batches(10, 4, [("d", "i2t"), "g"])
+    ref = np.random.default_rng(7)
+    p1, p2 = ref.permutation(10), ref.permutation(10)
+    assert [b[:-1] for b in got] == [("d", "i2t")] * 3 + [("g",)] * 3
+    np.testing.assert_array_equal(np.concatenate([b[-1] for b in got[:3]]), p1)
+    np.testing.assert_array_equal(np.concatenate([b[-1] for b in got[3:]]), p2)
+    assert [len(b[-1]) for b in got] == [4, 4, 2, 4, 4, 2]
+
+
+def test_lr_schedules():
+    from hashkit.methods.base import lr_log_spaced, lr_step_decay
+
+    np.testing.assert_allclose([lr_log_spaced(1e-2, 1e-4, e, 3) for e in range(3)], [1e-2, 1e-3, 1e-4])
+    assert lr_log_spaced(0.1, 1e-3, 0, 1) == pytest.approx(0.1)
+    assert [lr_step_decay(0.01, 0.5, e) for e in range(3)] == [0.01, 0.005, 0.0025]

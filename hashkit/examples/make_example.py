@@ -57,22 +57,17 @@ def split(labels: np.ndarray, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]
     return query, db
 
 
-def _inv_sqrt(c: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh(c)
-    return (v / np.sqrt(np.maximum(w, 1e-12))) @ v.T
-
-
 def cca(x: np.ndarray, y: np.ndarray, ncomp: int, ridge: float = 1e-3):
-    """Projection matrices (dx, ncomp), (dy, ncomp) and the means, fitted on (x, y)."""
+    """Projection matrices (dx, ncomp), (dy, ncomp) and the means, fitted on (x, y).
+
+    The fit is :func:`hashkit.methods.cca_itq.cca` (one CCA in the package; its relative
+    ridge is this recipe's "ridge times the mean variance").
+    """
+    from hashkit.methods.cca_itq import cca as fit
+
     mx, my = x.mean(0), y.mean(0)
-    xc, yc = x - mx, y - my
-    n = x.shape[0]
-    cxx, cyy, cxy = xc.T @ xc / n, yc.T @ yc / n, xc.T @ yc / n
-    cxx += ridge * np.trace(cxx) / cxx.shape[0] * np.eye(cxx.shape[0])
-    cyy += ridge * np.trace(cyy) / cyy.shape[0] * np.eye(cyy.shape[0])
-    wx, wy = _inv_sqrt(cxx), _inv_sqrt(cyy)
-    u, _, vt = np.linalg.svd(wx @ cxy @ wy)
-    return wx @ u[:, :ncomp], wy @ vt.T[:, :ncomp], mx, my
+    wx, wy, _ = fit(x - mx, y - my, ncomp, reg=ridge)
+    return wx, wy, mx, my
 
 
 def build(source: str | Path, out: str | Path = OUT) -> Path:

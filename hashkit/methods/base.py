@@ -11,7 +11,7 @@ Writing a method (the whole recipe)
 
     import torch
     from hashkit.methods import register_method
-    from hashkit.methods.base import Method
+    from hashkit.methods.base import Method, make_optimizer
     from hashkit import losses
     from hashkit.nn import MLP
 
@@ -29,15 +29,14 @@ Writing a method (the whole recipe)
 
         def setup(self, train):      # once before training (not when only encoding)
             self.B = torch.zeros(train.n, self.nbits, device=self.device)
-            self.opt = torch.optim.Adam(self.parameters(), lr=self.config["lr"])
+            self.opt = make_optimizer(self.parameters(), "adam", self.config["lr"])
 
         def train_step(self, batch, epoch, train):   # ONE optimiser step
             idx = batch
             f, g = self.img(train.image_batch(idx)), self.txt(train.text_batch(idx))
             s = train.similarity(idx, idx)
             loss = losses.pairwise_likelihood(f, g, s) + losses.quantization(f, self.B[idx])
-            self.opt.zero_grad(); loss.backward(); self.opt.step()
-            return {"loss": loss.item()}
+            return {"loss": self.step(self.opt, loss)}
 
         def encode_images(self, x):  # real-valued (n, nbits); the Trainer takes the sign
             return self.img(self.tensor(x))
@@ -45,8 +44,16 @@ Writing a method (the whole recipe)
         def encode_texts(self, y):
             return self.txt(self.tensor(y))
 
-Then add ``from . import mymethod`` to ``hashkit/methods/__init__.py`` and a one-line
-subclass of ``MethodContract`` in ``tests/test_methods.py``.
+Put the file in ``hashkit/methods/``: the package imports every module in it, so the
+registry needs no edit. Add a one-line subclass of ``MethodContract`` in
+``tests/test_methods.py`` (a method without one is still run through the contract with
+default settings).
+
+Glue every method shares lives here, not in the method files: :func:`sign` (the one
+``value > 0 -> +1``, else ``-1`` rule, 0 included), :func:`make_optimizer`, the learning-rate
+schedules :func:`lr_log_spaced` and :func:`lr_step_decay` with
+:meth:`Method.set_learning_rate`, :meth:`Method.step` (zero_grad, backward, step) and
+:meth:`Method.permuted_batches` (one fresh permutation per phase, drawn from ``self.rng``).
 
 The hooks, in the order the Trainer calls them
 ----------------------------------------------
@@ -80,7 +87,77 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Method", "TrainData"]
+__all__ = ["Method", "TrainData", "sign", "make_optimizer", "lr_log_spaced", "lr_step_decay"]
+
+
+def sign(x):
+    """``+1`` where ``x > 0``, ``-1`` elsewhere (an exact 0 becomes -1, i.e. bit 0).
+
+    The one sign rule of hashkit: the Trainer maps ``value > 0`` to bit 1, so codes a method
+    keeps during training (DCMH's ``B``, DAPH's proxies, ITQ's ``B``) follow the same rule.
+    ``torch.sign`` and ``np.sign`` would give 0 for 0.
+
+    Parameters
+    ----------
+    x : torch.Tensor or numpy.ndarray
+
+    Returns
+    -------
+    Same kind as ``x``: a float tensor of ``x``'s dtype (float32 for integer tensors) or a
+    float64 NumPy array (``x``'s dtype when it is floating).
+
+    Examples
+    --------
+    >>> sign(np.array([0.5, 0.0, -2.0]))
+    array([ 1., -1., -1.])
+    """
+    if isinstance(x, np.ndarray):
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+        return np.where(x > 0, 1.0, -1.0).astype(dtype, copy=False)
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"sign: expected a torch.Tensor or a NumPy array, got {type(x).__name__}")
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    return torch.where(x > 0, torch.ones((), dtype=dtype, device=x.device),
+                       -torch.ones((), dtype=dtype, device=x.device))
+
+
+def make_optimizer(params, kind: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
+                   momentum: float = 0.0, fused: bool = False):
+    """An optimiser over ``params``: ``kind`` "adam" (``torch.optim.Adam``) or "sgd".
+
+    ``fused=True`` asks for Adam's fused kernel (several times faster than the per-tensor loop
+    on CPU; results differ from the loop in the last bits). ``momentum`` is SGD's.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is neither "adam" nor "sgd".
+    """
+    import torch
+
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay))
+    if kind == "adam":
+        extra = {"fused": True} if fused else {}
+        return torch.optim.Adam(params, lr=float(lr), weight_decay=float(weight_decay), **extra)
+    raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {kind!r}")
+
+
+def lr_log_spaced(start: float, end: float, epoch: int, epochs: int) -> float:
+    """Learning rate of ``epoch`` (0-based) on a log scale from ``start`` (first) to ``end`` (last).
+
+    ``lr_log_spaced(10**-1.5, 1e-3, e, n)`` is MATLAB's ``logspace(-1.5, -3, n)(e + 1)``
+    (DCMH's schedule); with one epoch it is ``start``.
+    """
+    lo, hi = np.log10(start), np.log10(end)
+    return float(10 ** (lo + (hi - lo) * (epoch / (epochs - 1) if epochs > 1 else 0.0)))
+
+
+def lr_step_decay(lr: float, factor: float, epoch: int) -> float:
+    """``lr * factor ** epoch`` (``factor = 0.5``: halved every epoch, as the GCH release)."""
+    return float(lr) * float(factor) ** epoch
 
 
 class TrainData:
@@ -282,12 +359,10 @@ class Method:
 
         Default: ``config["batch_size"]`` rows at a time from a permutation drawn with
         ``self.rng``. Override to interleave phases, e.g. DCMH returns
-        ``[("text", idx), ..., ("image", idx), ...]``. Return a list so that the progress
-        bar knows its length.
+        ``[("image", idx), ..., ("text", idx), ...]`` (:meth:`permuted_batches`). Return a
+        list so that the progress bar knows its length.
         """
-        bs = int(self.config["batch_size"])
-        perm = self.rng.permutation(train.n)
-        return [perm[i:i + bs] for i in range(0, train.n, bs)]
+        return self.permuted_batches(train.n, int(self.config["batch_size"]))
 
     def train_step(self, batch: Any, epoch: int, train: TrainData) -> Mapping[str, float]:
         """One optimisation step on ``batch``; return scalar losses for the progress bar/log."""
@@ -311,6 +386,50 @@ class Method:
         raise NotImplementedError(f"{type(self).__name__} must implement encode_texts")
 
     # ----------------------------------------------------------------- helpers
+    def permuted_batches(self, n: int, batch_size: int, phases: Sequence[Any] | None = None) -> list:
+        """Row batches over ``range(n)``: one permutation from ``self.rng`` per phase.
+
+        Parameters
+        ----------
+        n, batch_size : int
+        phases : sequence, optional
+            ``None``: one permutation, the batches are index arrays. Otherwise, for each phase
+            in order a fresh permutation and ``(phase, idx)`` pairs; a phase that is a tuple is
+            spread, ``(*phase, idx)`` (UGACH: ``("d", "i2t", idx)``).
+
+        Returns
+        -------
+        list
+            The last batch of a permutation may be shorter than ``batch_size``.
+        """
+        bs = int(batch_size)
+        if phases is None:
+            perm = self.rng.permutation(n)
+            return [perm[i:i + bs] for i in range(0, n, bs)]
+        out: list = []
+        for phase in phases:
+            perm = self.rng.permutation(n)
+            head = tuple(phase) if isinstance(phase, tuple) else (phase,)
+            out.extend((*head, perm[i:i + bs]) for i in range(0, n, bs))
+        return out
+
+    @staticmethod
+    def step(optimizer, loss) -> float:
+        """One optimiser step on ``loss``: zero the gradients, backpropagate, step.
+
+        Returns the loss as a float (for the progress bar and the epoch log).
+        """
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    def set_learning_rate(self, lr: float, *optimizers) -> None:
+        """Set every parameter group of ``optimizers`` (default: all of the method's) to ``lr``."""
+        for opt in optimizers or tuple(self.optimizers().values()):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
     def tensor(self, x):
         """``x`` (NumPy or tensor) as a float32 tensor on ``self.device``."""
         import torch

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg
 
 from . import register_method
-from .base import Method, TrainData
+from .base import Method, TrainData, sign
 
 
 @register_method("cca-itq")
@@ -105,9 +105,9 @@ def itq_rotation(v: np.ndarray, iters: int, rng: np.random.Generator):
     k = v.shape[1]
     r, _ = np.linalg.qr(rng.standard_normal((k, k)))
     for _ in range(max(int(iters), 0)):
-        b = np.where(v @ r > 0, 1.0, -1.0)
+        b = sign(v @ r)
         u, _, wt = np.linalg.svd(b.T @ v)
         r = (u @ wt).T
     z = v @ r
-    err = float(((np.where(z > 0, 1.0, -1.0) - z) ** 2).sum() / v.shape[0])
+    err = float(((sign(z) - z) ** 2).sum() / v.shape[0])
     return r, err

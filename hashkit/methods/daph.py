@@ -67,7 +67,7 @@ from torch import nn
 from .. import losses
 from ..nn import MLP, AlexNet
 from . import register_method
-from .base import Method, TrainData
+from .base import Method, TrainData, make_optimizer, sign
 
 __all__ = ["DAPH", "class_separation", "proxy_margin_loss", "quantization_tf", "proxy_nll",
            "class_proxy_loss", "weighted_proxy_loss", "proxy_terms", "proxy_selection"]
@@ -282,10 +282,9 @@ class DAPH(Method):
         cfg = self.config
         wd = float(cfg["weight_decay"])
         proxy_params = [p for m in (self.class_net, self.img_proxy, self.txt_proxy) for p in m.parameters()]
-        adam = dict(weight_decay=wd, fused=True)
-        self.opt_proxy = torch.optim.Adam(proxy_params, lr=float(cfg["proxy_lr"]), **adam)
-        self.opt_img = torch.optim.Adam(self.img_net.parameters(), lr=float(cfg["lr"]), **adam)
-        self.opt_txt = torch.optim.Adam(self.txt_net.parameters(), lr=float(cfg["lr"]), **adam)
+        self.opt_proxy = make_optimizer(proxy_params, "adam", cfg["proxy_lr"], wd, fused=True)
+        self.opt_img = make_optimizer(self.img_net.parameters(), "adam", cfg["lr"], wd, fused=True)
+        self.opt_txt = make_optimizer(self.txt_net.parameters(), "adam", cfg["lr"], wd, fused=True)
 
     # ------------------------------------------------------------ stages
     def stage_of(self, epoch: int) -> str:
@@ -303,15 +302,8 @@ class DAPH(Method):
 
     def batches(self, epoch: int, train: TrainData):
         if self.stage_of(epoch) == "proxy":
-            bs = int(self.config["proxy_batch_size"])
-            perm = self.rng.permutation(train.n)
-            return [("proxy", perm[i:i + bs]) for i in range(0, train.n, bs)]
-        bs = int(self.config["batch_size"])
-        out = []
-        for phase in ("image", "text"):
-            perm = self.rng.permutation(train.n)
-            out += [(phase, perm[i:i + bs]) for i in range(0, train.n, bs)]
-        return out
+            return self.permuted_batches(train.n, int(self.config["proxy_batch_size"]), ("proxy",))
+        return self.permuted_batches(train.n, int(self.config["batch_size"]), ("image", "text"))
 
     # ------------------------------------------------------------ stage 1
     def _eye(self) -> torch.Tensor:
@@ -335,10 +327,7 @@ class DAPH(Method):
         l3 = proxy_margin_loss(u, c, lab, sigma, gamma) + proxy_margin_loss(v, c, lab, sigma, gamma)
         lq = quantization_tf(u) + quantization_tf(v) + quantization_tf(c)
         loss = l1 + float(cfg["alpha"]) * l2 + l3 + float(cfg["beta"]) * lq
-        self.opt_proxy.zero_grad()
-        loss.backward()
-        self.opt_proxy.step()
-        return {"loss": loss.item(), "L1": l1.item(), "L3": l3.item()}
+        return {"loss": self.step(self.opt_proxy, loss), "L1": l1.item(), "L3": l3.item()}
 
     @torch.no_grad()
     def compute_proxies(self, train: TrainData) -> None:
@@ -348,7 +337,6 @@ class DAPH(Method):
         for m in nets:
             m.eval()
         try:
-            sign = lambda t: torch.where(t > 0, 1.0, -1.0)          # noqa: E731 (0 -> -1 as the Trainer)
             self.proxy_class = sign(self.class_net(self._eye()))
             ui, vi = [], []
             for s in range(0, train.n, 256):
@@ -388,10 +376,7 @@ class DAPH(Method):
         same_t, sim_t = proxy_terms(h, self.proxy_text, same, weights, neg, sigma, gamma)
         l_class = class_proxy_loss(h, self.proxy_class, lab, sigma, gamma)
         loss = same_i + same_t + l_class + eta * (sim_i + sim_t)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return {"loss": loss.item()}
+        return {"loss": self.step(opt, loss)}
 
     # ------------------------------------------------------------ encoding
     def encode_images(self, x):

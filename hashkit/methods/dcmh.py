@@ -50,7 +50,7 @@ import torch
 from .. import losses
 from ..nn import CNNF, MLP, TextMLP
 from . import register_method
-from .base import Method, TrainData
+from .base import Method, TrainData, lr_log_spaced, make_optimizer, sign
 
 
 @register_method("dcmh")
@@ -117,31 +117,21 @@ class DCMH(Method):
 
     def _optimizer(self, params):
         cfg = self.config
-        if cfg["optimizer"] == "sgd":
-            return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
-        if cfg["optimizer"] == "adam":
-            return torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        raise ValueError(f"config['optimizer']: expected 'sgd' or 'adam', got {cfg['optimizer']!r}")
+        try:
+            return make_optimizer(params, cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"])
+        except ValueError as exc:
+            raise ValueError(f"config['optimizer']: {exc}") from None
 
     def learning_rate(self, epoch: int) -> float:
         """Log-spaced from ``lr`` (first epoch) to ``lr_end`` (last epoch)."""
-        n = int(self.config["epochs"])
-        lo, hi = np.log10(self.config["lr"]), np.log10(self.config["lr_end"])
-        return float(10 ** (lo + (hi - lo) * (epoch / (n - 1) if n > 1 else 0.0)))
+        return lr_log_spaced(self.config["lr"], self.config["lr_end"], epoch, int(self.config["epochs"]))
 
     def begin_epoch(self, epoch: int, train: TrainData) -> None:
-        lr = self.learning_rate(epoch)
-        for opt in (self.opt_img, self.opt_txt):
-            for group in opt.param_groups:
-                group["lr"] = lr
+        self.set_learning_rate(self.learning_rate(epoch), self.opt_img, self.opt_txt)
 
     def batches(self, epoch: int, train: TrainData):
-        bs = int(self.config["batch_size"])
-        out = []
-        for phase in ("image", "text"):  # Algorithm 1: theta_x, then theta_y, then B
-            perm = self.rng.permutation(train.n)
-            out.extend((phase, perm[i:i + bs]) for i in range(0, train.n, bs))
-        return out
+        # Algorithm 1: theta_x, then theta_y (then B, in end_epoch)
+        return self.permuted_batches(train.n, int(self.config["batch_size"]), ("image", "text"))
 
     def train_step(self, batch, epoch: int, train: TrainData):
         phase, idx = batch
@@ -159,16 +149,12 @@ class DCMH(Method):
         quant = losses.quantization(out, self.B[idx_t])
         bal = losses.bit_balance(out, rest)
         loss = (like + gamma * quant + eta * bal) / (len(idx) * train.n)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss.item()}
+        return {"loss": self.step(opt, loss)}
 
     @staticmethod
     def update_codes(F: torch.Tensor, G: torch.Tensor, gamma: float) -> torch.Tensor:
         """Paper Eq. 9: ``B = sign(gamma (F + G))``, with sign(0) = -1 (bit 0, hashkit's convention)."""
-        v = gamma * (F + G)
-        return torch.where(v > 0, torch.ones_like(v), -torch.ones_like(v))
+        return sign(gamma * (F + G))
 
     def end_epoch(self, epoch: int, train: TrainData):
         self.B = self.update_codes(self.F, self.G, self.config["gamma"])

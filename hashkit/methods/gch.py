@@ -35,7 +35,7 @@ from torch import nn
 from .. import losses
 from ..nn import CNNF, MLP, GCNLayer, normalize_adjacency
 from . import register_method
-from .base import Method, TrainData
+from .base import Method, TrainData, lr_step_decay, make_optimizer
 
 __all__ = ["GCH", "GCHTry1", "GCHTry2", "label_adjacency", "cross_modal_fusion",
            "label_code_pull", "feature_alignment"]
@@ -269,7 +269,7 @@ class GCH(Method):
         self.H_b = torch.zeros(train.n, self.nbits, device=self.device)
 
         def adam(params):
-            return torch.optim.Adam(params, lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
+            return make_optimizer(params, "adam", c["lr"], c["weight_decay"])
 
         self.opt_lab = adam(self.lab.parameters())
         self.opt_img = adam(self._branch_params(self.img))
@@ -279,10 +279,7 @@ class GCH(Method):
     def begin_epoch(self, epoch: int, train: TrainData) -> None:
         # The authors halve every rate each epoch (decay 0.5 in their setting_old.py); the paper
         # gives no schedule, so the default factor is 1 (constant).
-        lr = float(self.config["lr"]) * float(self.config["lr_decay"]) ** epoch
-        for opt in self.optimizers().values():
-            for group in opt.param_groups:
-                group["lr"] = lr
+        self.set_learning_rate(lr_step_decay(self.config["lr"], self.config["lr_decay"], epoch))
 
     # ------------------------------------------------------------ loss terms
     def _likelihood(self, h: torch.Tensor, guide: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -303,12 +300,6 @@ class GCH(Method):
         return 0.0
 
     # ------------------------------------------------------------ the four phases
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
     def label_phase(self, ctx: dict) -> float:
         """``L^l`` (Eq. 2) on the batch; refresh the ``H^l`` buffer (Eq. 3: ``B^l = sign(H^l)``)."""
         c, idx = self.config, ctx["idx"]
@@ -316,7 +307,7 @@ class GCH(Method):
         loss = (self._likelihood(h, self.H_l, ctx["s_all"])
                 + float(c["alpha"]) * losses.quantization(h, torch.sign(h.detach()), reduction="mean")
                 + float(c["beta"]) * self._label_loss(logits, ctx["y"]))
-        value = self._step(self.opt_lab, loss)
+        value = self.step(self.opt_lab, loss)
         with torch.no_grad():
             self.H_l[idx] = self.lab(ctx["y"])[1]
         return value
@@ -335,7 +326,7 @@ class GCH(Method):
         loss = (guide_term + float(c["gamma"]) * losses.quantization(h, b_l, reduction="mean")
                 + float(c["eta"]) * self._label_loss(logits, ctx["y"])
                 + self.modality_extra_loss(ctx, mod, f, h))
-        return self._step(opt, loss)
+        return self.step(opt, loss)
 
     def gcn_phase(self, ctx: dict) -> float:
         """``L^GCN`` (Eq. 8) on the fused features of the batch; refresh the ``H^b`` buffer."""
@@ -346,7 +337,7 @@ class GCH(Method):
             fused = cross_modal_fusion(fx, fy, self.config["fusion_norm"])
         h_b, logits = self.gcn(fused, ctx["adj"])
         loss = self._likelihood(h_b, h_b, ctx["s_bb"]) + self._label_loss(logits, ctx["y"])
-        value = self._step(self.opt_gcn, loss)
+        value = self.step(self.opt_gcn, loss)
         with torch.no_grad():
             self.H_b[idx] = self.gcn(fused, ctx["adj"])[0]
         return value

@@ -40,7 +40,7 @@ from torch import nn
 
 from ..nn import MLP
 from . import register_method
-from .base import Method, TrainData
+from .base import Method, TrainData, make_optimizer
 
 __all__ = ["UGACH", "TwoBranch", "triplet_hinge", "generator_logits", "policy_gradient_loss", "correlation_graph"]
 
@@ -151,8 +151,8 @@ class UGACH(Method):
     def setup(self, train: TrainData) -> None:
         cfg = self.config
         wd = float(cfg["weight_decay"])
-        self.opt_d = torch.optim.Adam(self.dis.parameters(), lr=float(cfg["lr"]), weight_decay=wd, fused=True)
-        self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=float(cfg["g_lr"]), weight_decay=wd, fused=True)
+        self.opt_d = make_optimizer(self.dis.parameters(), "adam", cfg["lr"], wd, fused=True)
+        self.opt_g = make_optimizer(self.gen.parameters(), "adam", cfg["g_lr"], wd, fused=True)
         g = correlation_graph(train.images, train.texts, int(cfg["knn"]), cfg["graph_method"], int(cfg["graph_seed"]))
         if cfg["pair_positive"]:
             g = np.concatenate([np.arange(train.n)[:, None], g], axis=1)
@@ -164,25 +164,16 @@ class UGACH(Method):
         # generator: at the pre-training rate, pushing away the generator's (often truly
         # similar) samples collapses every code to one corner within a few epochs.
         adv = epoch >= int(self.config["pretrain_epochs"])
-        for group in self.opt_d.param_groups:
-            group["lr"] = float(self.config["adv_lr" if adv else "lr"])
+        self.set_learning_rate(float(self.config["adv_lr" if adv else "lr"]), self.opt_d)
 
     def batches(self, epoch: int, train: TrainData):
-        bs = int(self.config["batch_size"])
-
-        def one_pass(phase):
-            out = []
-            for d in _DIRS:
-                perm = self.rng.permutation(train.n)
-                out += [(phase, d, perm[i:i + bs]) for i in range(0, train.n, bs)]
-            return out
-
+        # (phase, direction, rows): a pass is image->text queries, then text->image queries
         if epoch < int(self.config["pretrain_epochs"]):
-            return one_pass("pre")
-        out = one_pass("d")
-        for _ in range(int(self.config["g_passes"])):
-            out += one_pass("g")
-        return out
+            phases = ["pre"]
+        else:
+            phases = ["d"] + ["g"] * int(self.config["g_passes"])
+        return self.permuted_batches(train.n, int(self.config["batch_size"]),
+                                     [(p, d) for p in phases for d in _DIRS])
 
     def train_step(self, batch, epoch: int, train: TrainData):
         phase, direction, idx = batch
@@ -230,10 +221,7 @@ class UGACH(Method):
         hp = xnet(xp).view(len(idx), sel, -1)
         hn = xnet(xn).view(len(idx), sel, -1)
         loss = triplet_hinge(hq, hp, hn, self.margin).mean()
-        self.opt_d.zero_grad()
-        loss.backward()
-        self.opt_d.step()
-        return {"d_loss": loss.item()}
+        return {"d_loss": self.step(self.opt_d, loss)}
 
     # ------------------------------------------------------------ generator
     def _generator_step(self, direction: str, idx: np.ndarray, train: TrainData):
@@ -252,10 +240,7 @@ class UGACH(Method):
             reward = torch.sigmoid(f)
         adv = reward - reward.mean() if self.config["pg_baseline"] == "mean" else reward
         loss = policy_gradient_loss(logits, torch.as_tensor(sampled, device=logits.device), adv)
-        self.opt_g.zero_grad()
-        loss.backward()
-        self.opt_g.step()
-        return {"g_loss": loss.item(), "reward": reward.mean().item()}
+        return {"g_loss": self.step(self.opt_g, loss), "reward": reward.mean().item()}
 
     # ------------------------------------------------------------ encoding: the discriminator's codes
     def encode_images(self, x):
