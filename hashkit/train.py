@@ -451,6 +451,10 @@ class Trainer:
         ql, rl = np.asarray(self.ds.query.labels), np.asarray(self.ds.retrieval.labels)
         res = {"method": self.method_cls.name, "dataset": self.dataset_name, "nbits": self.nbits,
                "seed": self.seed, "map_i2t": _map(qi, rt, ql, rl), "map_t2i": _map(qt, ri, ql, rl)}
+        from .methods.diagnostics import run_diagnostics
+
+        res["diagnostics"] = run_diagnostics(self.method, {"db_image": ri, "db_text": rt}, rl.shape[1],
+                                             self.train_data, log=self.log)
         if self.out_dir is not None:
             from .codes import save_code_file
 
@@ -468,7 +472,8 @@ class Trainer:
         """One epoch of training (``begin_epoch``, every ``train_step``, ``end_epoch``).
 
         No validation and no checkpoint (:meth:`fit` adds those). Returns the epoch record:
-        ``epoch`` (1-based), ``steps``, the mean of each scalar ``train_step`` returned, what
+        ``epoch`` (1-based), ``steps``, the mean of each scalar ``train_step`` returned (over
+        the steps that returned it), what
         ``end_epoch`` returned, and ``seconds``. Call :meth:`prepare` first.
         """
         method, train = self.prepare(), self.train_data
@@ -476,16 +481,18 @@ class Trainer:
         method.train_mode(True)
         method.begin_epoch(epoch, train)
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}   # steps that reported each key (phases report different keys)
         steps = 0
         for batch in method.batches(epoch, train):
             out = method.train_step(batch, epoch, train) or {}
             steps += 1
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+                counts[k] = counts.get(k, 0) + 1
             if bar is not None and out:
                 bar.set_postfix({k: f"{float(v):.4g}" for k, v in out.items()}, refresh=steps % 20 == 0)
         record = {"epoch": epoch + 1, "steps": steps}
-        record.update({k: v / max(steps, 1) for k, v in sums.items()})
+        record.update({k: v / counts[k] for k, v in sums.items()})
         record.update({k: float(v) for k, v in (method.end_epoch(epoch, train) or {}).items()})
         record["seconds"] = time.perf_counter() - t0
         return record

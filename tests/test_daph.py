@@ -13,6 +13,15 @@ from hashkit.methods.base import TrainData
 from hashkit.methods.daph import (DAPH, class_proxy_loss, class_separation, proxy_margin_loss, proxy_nll,
                                   proxy_selection, proxy_terms, quantization_tf, weighted_proxy_loss)
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # Tiny networks gain nothing from threads; on a loaded 2-core machine they lose a lot.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 T = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
 
 
@@ -65,6 +74,31 @@ def test_l3_against_loop_oracle():
     lab[np.arange(6), rng.integers(0, 4, 6)] = 1
     got = float(proxy_margin_loss(T(h), T(c), T(lab), 0.2, 20.0))
     assert got == pytest.approx(_oracle_l3(h, c, lab, 0.2, 20.0), rel=1e-9)
+
+
+def _release_l3(h, c, lab, sigma, gamma):
+    """The release's L3 as DAPH_proxy_code.py writes it (exp of the masked logits), eps = 0."""
+    logit = h @ c.T
+    our = np.exp((logit - sigma) * gamma) * lab
+    mu = np.exp(logit * (1 - lab) * gamma).sum(1, keepdims=True) + our
+    return float(-(np.log(our / mu + 1 - lab).sum(1) / lab.sum(1)).sum())
+
+
+def test_l3_release_denominator_matches_the_release_formula():
+    rng = np.random.default_rng(1)
+    h = rng.normal(size=(7, 8))
+    h /= np.linalg.norm(h, axis=1, keepdims=True)
+    c = rng.normal(size=(5, 8))
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    lab = (rng.random((7, 5)) < 0.5).astype(float)
+    lab[np.arange(7), rng.integers(0, 5, 7)] = 1
+    got = float(proxy_margin_loss(T(h), T(c), T(lab), 0.2, 5.0, denominator="release"))
+    assert got == pytest.approx(_release_l3(h, c, lab, 0.2, 5.0), rel=1e-9)
+    # the paper's form is smaller by exactly the |l_i| added to each denominator
+    paper = float(proxy_margin_loss(T(h), T(c), T(lab), 0.2, 5.0))
+    assert paper == pytest.approx(_oracle_l3(h, c, lab, 0.2, 5.0), rel=1e-9) and paper < got
+    with pytest.raises(ValueError, match="denominator"):
+        proxy_margin_loss(T(h), T(c), T(lab), denominator="both")
 
 
 def test_l2_bit_balance_is_squared_column_sums():
@@ -234,3 +268,35 @@ def test_hashing_steps_separate_positive_from_negative_proxies():
     for _ in range(20):
         m.train_step(("image", idx), 1, train)
     assert gap() > first + 0.3
+
+
+@pytest.mark.parametrize("off", ["w_same", "w_class", "eta"])
+def test_ablation_weights_switch_one_hashing_term_off(off):
+    # The hashing loss is w_same (L_same_img + L_same_txt) + w_class L_class + eta (L_similar...);
+    # with one weight 0 the step's loss equals the other terms, computed from the public functions.
+    torch.manual_seed(0)
+    train = _train_data(2)
+    m = DAPH(8, 6, 5, 3, config={**SMALL, off: 0.0})
+    m.rng = np.random.default_rng(0)
+    m.setup(train)
+    m.begin_epoch(1, train)
+    idx = np.arange(8)
+    lab = train.label_batch(idx)
+    m.img_net.eval()                     # no dropout: the forward pass below is the step's
+    with torch.no_grad():
+        h = m.img_net(train.image_batch(idx))
+    same, weights, neg = proxy_selection(lab, train.label_batch(None))
+    same_i, sim_i = proxy_terms(h, m.proxy_image, same, weights, neg)
+    same_t, sim_t = proxy_terms(h, m.proxy_text, same, weights, neg)
+    parts = {"w_same": float(same_i + same_t), "w_class": float(class_proxy_loss(h, m.proxy_class, lab)),
+             "eta": float(sim_i + sim_t)}
+    got = m.train_step(("image", idx), 1, train)["loss"]
+    assert got == pytest.approx(sum(v for k, v in parts.items() if k != off), rel=1e-5)
+
+
+def test_release_schedule_and_denominator_options():
+    assert DAPH.RELEASE_SCHEDULE == {"proxy_epochs": 80, "epochs": 300}
+    cfg = DAPH.resolve_config(DAPH.RELEASE_SCHEDULE)
+    assert cfg["epochs"] - cfg["proxy_epochs"] == 220
+    with pytest.raises(ValueError, match="l3_denominator"):
+        DAPH(8, 6, 5, 3, config={**SMALL, "l3_denominator": "both"})

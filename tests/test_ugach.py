@@ -117,6 +117,14 @@ def _train(seed=0, n=40):
 SMALL = {"epochs": 2, "pretrain_epochs": 1, "hidden": 16, "batch_size": 16, "candidates": 10, "knn": 2}
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_every_phase_runs_without_labels():
     torch.manual_seed(0)
     train = _train()
@@ -155,3 +163,71 @@ def test_pretraining_lowers_the_hinge_on_graph_neighbours():
 def test_raw_pixels_are_rejected():
     with pytest.raises(ValueError, match="image_dim: UGACH takes image features"):
         UGACH(8, None, 6, 3, config=SMALL)
+
+
+def test_codes_on_non_negative_sparse_inputs_are_not_collapsed():
+    # MIRFLICKR-shaped synthetic set: non-negative image features, binary BoW. On raw inputs
+    # every sigmoid unit starts on one side and the retrieval codes collapse (1-2 distinct
+    # codes among 720 items, 15-16 of 16 bits constant); standardised inputs do not.
+    import hashkit.data
+    from hashkit.methods.diagnostics import code_diagnostics
+    from hashkit.train import Trainer
+
+    ds = hashkit.data.load("synthetic", n=800, image_dim=256, seed=0)
+    t = Trainer("ugach", ds, 16, None, config={"epochs": 2, "pretrain_epochs": 2, "hidden": 128},
+                progress=False, eval_every=0, log=lambda m: None)
+    res = t.fit()
+    for key in ("db_image", "db_text"):
+        d = code_diagnostics(t.codes[key], ds.nlabels)
+        assert d["distinct"] >= 100 and d["constant_bits"] == 0, (key, d["distinct"], d["constant_bits"])
+    assert not res["diagnostics"]["collapsed"]
+
+
+def test_preprocessing_is_applied_at_encoding_and_checkpointed():
+    torch.manual_seed(3)
+    train = _train(3)
+    m = UGACH(8, 8, 6, 3, config={**SMALL, "preprocess": "standardize"})
+    m.rng = np.random.default_rng(3)
+    m.setup(train)
+    np.testing.assert_allclose(m.x_mean.numpy()[0], train.images.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.y_std.numpy()[0], train.texts.std(0), rtol=1e-5)
+    x = train.images[:5]
+    with torch.no_grad():
+        got = m.encode_images(x)
+        want = m.dis.img(torch.tensor((x - train.images.mean(0)) / train.images.std(0), dtype=torch.float32)) - 0.5
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    state = m.state_dict()
+    assert {"x_mean", "x_std", "y_mean", "y_std", "graph"} <= set(state["buffers"])
+    c = UGACH(8, 8, 6, 3, config={**SMALL, "preprocess": "center"})
+    c.rng = np.random.default_rng(3)
+    c.setup(train)
+    assert c.x_std is None and c.y_std is None
+
+
+def test_release_pretraining_regime():
+    torch.manual_seed(4)
+    train = _train(4)
+    m = UGACH(8, 8, 6, 3, config={**SMALL, **UGACH.RELEASE_PRETRAIN, "pretrain_epochs": 2, "epochs": 2})
+    m.rng = np.random.default_rng(4)
+    m.setup(train)
+    assert isinstance(m.opt_pre, torch.optim.SGD)
+    assert m.opt_pre.param_groups[0]["weight_decay"] == 0.01
+    m.begin_epoch(0, train)
+    assert m.opt_pre.param_groups[0]["lr"] == 0.01
+    batches = m.batches(0, train)
+    assert {len(b[-1]) for b in batches} == {20}                       # 40 items, batch 20
+    seen = []
+    orig = m._batch
+
+    def spy(direction, tr, q, items):
+        seen.append((np.asarray(q).copy(), np.asarray(items).copy()))
+        return orig(direction, tr, q, items)
+
+    m._batch = spy
+    before = [p.detach().clone() for p in m.dis.parameters()]
+    m.train_step(batches[0], 0, train)
+    (q, pos), (_, neg) = seen
+    np.testing.assert_array_equal(pos, q)                             # the pair itself is the positive
+    assert len(neg) == len(q) and not (neg == q).any()                # one other item as the negative
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.dis.parameters()))
+    assert m.opt_d.state == {}                                        # the adversarial optimiser is idle

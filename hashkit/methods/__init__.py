@@ -60,8 +60,8 @@ def list_methods() -> list[str]:
     return sorted(_REGISTRY)
 
 
-# Importing a method module registers it. Every module in this package (except base and
-# private ones) is imported, so a new method needs no edit here. Each import is guarded so
+# Importing a method module registers it. Every module in this package (except base,
+# diagnostics and private ones) is imported, so a new method needs no edit here. Each import is guarded so
 # that a method file still being written cannot hide the others.
 def _import_methods() -> None:
     import importlib
@@ -69,7 +69,7 @@ def _import_methods() -> None:
     import warnings
 
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name == "base" or info.name.startswith("_"):
+        if info.name in ("base", "diagnostics") or info.name.startswith("_"):
             continue
         try:
             importlib.import_module(f"{__name__}.{info.name}")

@@ -372,6 +372,14 @@ class Method:
         """Called after each epoch (e.g. the DCMH B update); may return scalars to log."""
         return None
 
+    def diagnostics(self, train: TrainData) -> Mapping[str, Any]:
+        """Scalars about the trained state for ``results.json`` (GCH: distinct beacon codes).
+
+        Called once after training (:func:`hashkit.methods.diagnostics.run_diagnostics`).
+        Default: ``{}``.
+        """
+        return {}
+
     def encode_images(self, x: np.ndarray):
         """Real-valued codes ``(n, nbits)`` (NumPy or tensor) for a float32 image batch ``x``.
 

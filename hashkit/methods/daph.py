@@ -56,6 +56,14 @@ Where this file differs from the release, on purpose:
 * ``L_similar``'s weights are normalised over the partial positives (a weighted mean); the
   release divides by the overlap with *all* items, which shrinks the term for items with many
   exact matches. Its ``1e-5`` guards against ``log 0`` are replaced by log-sum-exp.
+* ``L3``'s denominator follows the paper: the release adds 1 per positive class (its
+  ``exp(logit * (1 - label) * gamma)`` is ``e^0`` there); ``l3_denominator="release"`` does
+  the same (:func:`proxy_margin_loss`).
+* The schedule is 20 proxy + 40 hashing epochs on CPU; the release runs 80 + 220
+  (:attr:`DAPH.RELEASE_SCHEDULE`, ``--set proxy_epochs=80 --epochs 300``).
+
+Ablation weights (the paper's Table of loss combinations): ``w_same`` (``L_same``), ``w_class``
+(``L_class``) and ``eta`` (``L_similar``); 0 switches a term off.
 """
 
 from __future__ import annotations
@@ -103,19 +111,35 @@ def _softmax_margin(pos_logit: torch.Tensor, neg_logits: torch.Tensor, neg_mask:
 
 
 def proxy_margin_loss(h: torch.Tensor, c: torch.Tensor, labels: torch.Tensor, sigma: float = 0.2,
-                      gamma: float = 20.0, reduction: str = "sum") -> torch.Tensor:
+                      gamma: float = 20.0, reduction: str = "sum", denominator: str = "paper") -> torch.Tensor:
     """``L3``: items near the codes of their classes and away from the others.
 
     With ``s_ik = h_i . c_k``, for every item ``i`` and each of its classes ``j``:
     ``-log e^{g(s_ij - sigma)} / (e^{g(s_ij - sigma)} + sum_{k not in l_i} e^{g s_ik})``,
     averaged over the item's classes; summed (release) or averaged over items.
 
+    ``denominator="release"`` adds ``|l_i|`` (the item's number of classes) to the
+    denominator, as the release computes it (DAPH_proxy_code.py: ``exp(logit * (1 - label) *
+    gamma).sum(1)`` counts ``e^0 = 1`` for every positive class); the paper's formula has no
+    such term (the default). The two agree up to that constant, which weakens the push for
+    items with many labels.
+
     Parameters
     ----------
     h : (b, K) item codes; c : (L, K) class codes; labels : (b, L) multi-hot {0, 1}.
+    denominator : {"paper", "release"}
     """
     s = h @ c.T
-    per = _softmax_margin(gamma * (s - sigma), gamma * s, 1.0 - labels)
+    neg = 1.0 - labels
+    if denominator == "release":
+        # log of (sum_neg e^{g s} + |l_i|): the positives' e^0 as one more "negative" per class
+        extra = torch.log(labels.sum(dim=1, keepdim=True).clamp_min(1.0))
+        lse = torch.logaddexp(_neg_lse(gamma * s, neg), extra)
+        per = torch.logaddexp(lse, gamma * (s - sigma)) - gamma * (s - sigma)
+    elif denominator == "paper":
+        per = _softmax_margin(gamma * (s - sigma), gamma * s, neg)
+    else:
+        raise ValueError(f"denominator: expected 'paper' or 'release', got {denominator!r}")
     per_item = (per * labels).sum(dim=1) / labels.sum(dim=1).clamp_min(1.0)
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
@@ -248,8 +272,11 @@ class DAPH(Method):
         "lr": 1e-3, "proxy_lr": 1e-3, "weight_decay": 1e-5,
         "sigma": 0.2, "gamma": 20.0, "alpha": 0.2, "beta": 0.2, "eta": 1.0,
         "hidden": 1024, "proxy_hidden": 1024, "label_hidden": 4096, "fused": 512,
-        "image_weights": "",
+        "image_weights": "", "l3_denominator": "paper", "w_class": 1.0, "w_same": 1.0,
     }
+    #: The release's schedule (DAPH_proxy_code.py: 80 proxy epochs; DAPH.py: 220 hashing
+    #: epochs): ``hashkit train --method daph --set proxy_epochs=80 --epochs 300``.
+    RELEASE_SCHEDULE = {"proxy_epochs": 80, "epochs": 300}
     # mfeat (1,000 single-label training pairs, 240-d pixels / 76-d Fourier): 15 proxy epochs
     # already separate the ten class codes; the hashing stage needs a higher rate and a wider
     # hidden layer than the defaults to get past MAP 0.80 on the weaker Fourier -> pixel
@@ -260,7 +287,10 @@ class DAPH(Method):
 
 
     def build(self) -> None:
+        from .._validate import check_choice
+
         cfg = self.config
+        check_choice(cfg["l3_denominator"], ("paper", "release"), "config['l3_denominator']")
         fused = int(cfg["fused"])
         if self.image_dim is None:
             img_branch = AlexNet(fused, weights=cfg["image_weights"] or None)
@@ -324,7 +354,9 @@ class DAPH(Method):
         v = self.txt_proxy(train.text_batch(idx), lab)
         l1 = class_separation(c)
         l2 = losses.bit_balance(u) + losses.bit_balance(v) + losses.bit_balance(c)
-        l3 = proxy_margin_loss(u, c, lab, sigma, gamma) + proxy_margin_loss(v, c, lab, sigma, gamma)
+        den = cfg["l3_denominator"]
+        l3 = (proxy_margin_loss(u, c, lab, sigma, gamma, denominator=den)
+              + proxy_margin_loss(v, c, lab, sigma, gamma, denominator=den))
         lq = quantization_tf(u) + quantization_tf(v) + quantization_tf(c)
         loss = l1 + float(cfg["alpha"]) * l2 + l3 + float(cfg["beta"]) * lq
         return {"loss": self.step(self.opt_proxy, loss), "L1": l1.item(), "L3": l3.item()}
@@ -375,7 +407,8 @@ class DAPH(Method):
         same_i, sim_i = proxy_terms(h, self.proxy_image, same, weights, neg, sigma, gamma)
         same_t, sim_t = proxy_terms(h, self.proxy_text, same, weights, neg, sigma, gamma)
         l_class = class_proxy_loss(h, self.proxy_class, lab, sigma, gamma)
-        loss = same_i + same_t + l_class + eta * (sim_i + sim_t)
+        loss = (float(cfg["w_same"]) * (same_i + same_t) + float(cfg["w_class"]) * l_class
+                + eta * (sim_i + sim_t))
         return {"loss": self.step(opt, loss)}
 
     # ------------------------------------------------------------ encoding

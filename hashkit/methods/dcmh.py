@@ -63,7 +63,8 @@ class DCMH(Method):
         "optimizer": "sgd", "momentum": 0.0, "weight_decay": 5e-4,
         "gamma": 1.0, "eta": 1.0,
         "txt_hidden": 8192, "img_hidden": [8192],
-        "standardize": True, "image_weights": "",   # CNN-F .mat for raw-pixel datasets
+        "preprocess": "center", "init": "normal",
+        "image_weights": "",                        # CNN-F .mat for raw-pixel datasets
         "eval_every": 0,
     }
     dataset_defaults = {
@@ -85,24 +86,46 @@ class DCMH(Method):
         else:
             self.img_net = MLP([self.image_dim, *self.config["img_hidden"], c])
         self.txt_net = TextMLP(self.text_dim, c, hidden=int(self.config["txt_hidden"]))
+        from .._validate import check_choice
+
+        check_choice(self.config["preprocess"], ("center", "standardize", "none"), "config['preprocess']")
+        check_choice(self.config["init"], ("normal", "torch"), "config['init']")
+        if self.config["init"] == "normal":
+            # The authors draw every weight and bias from N(0, 0.01^2) (net_structure_txt.m; fc8
+            # in net_structure_img.m); pretrained CNN-F layers keep their weights.
+            heads = [self.img_net.hash] if self.image_dim is None else [self.img_net]
+            for mod in [*heads, self.txt_net]:
+                for layer in mod.modules():
+                    if isinstance(layer, torch.nn.Linear):
+                        torch.nn.init.normal_(layer.weight, 0.0, 0.01)
+                        torch.nn.init.normal_(layer.bias, 0.0, 0.01)
         self.x_mean = self.x_std = self.y_mean = self.y_std = None
 
+    @staticmethod
+    def _prep(x: torch.Tensor, mean, std) -> torch.Tensor:
+        if mean is not None:
+            x = x - mean
+        if std is not None:
+            x = x / std
+        return x
+
     def _img(self, x: torch.Tensor) -> torch.Tensor:
-        if self.x_mean is not None:
-            x = (x - self.x_mean) / self.x_std
-        return self.img_net(x)
+        return self.img_net(self._prep(x, self.x_mean, self.x_std))
 
     def _txt(self, y: torch.Tensor) -> torch.Tensor:
-        if self.y_mean is not None:
-            y = (y - self.y_mean) / self.y_std
-        return self.txt_net(y)
+        return self.txt_net(self._prep(y, self.y_mean, self.y_std))
 
     # ------------------------------------------------------------------ training
     def setup(self, train: TrainData) -> None:
-        if self.config["standardize"]:
+        prep = self.config["preprocess"]
+        if prep != "none":
+            # Training-set moments. "center" is the authors' recipe: normZeroMean(YAll) for the
+            # BoW, and for image features the analogue of subtracting the average image.
             if self.image_dim is not None:
                 self.x_mean, self.x_std = _moments(train.image_batch())
             self.y_mean, self.y_std = _moments(train.text_batch())
+            if prep == "center":
+                self.x_std = self.y_std = None
         self.opt_img = self._optimizer(self.img_net.parameters())
         self.opt_txt = self._optimizer(self.txt_net.parameters())
         with torch.no_grad():

@@ -122,7 +122,12 @@ class UGACH(Method):
         "lr": 1e-3, "adv_lr": 1e-5, "g_lr": 1e-3, "weight_decay": 1e-5,
         "hidden": 1024, "knn": 5, "graph_method": "auto", "graph_seed": 0, "pair_positive": True,
         "margin_per_bit": 0.125, "candidates": 100, "select": 2, "pg_baseline": "mean",
+        "preprocess": "standardize", "pretrain": "hashkit",
     }
+    #: The released pre-training script (unsuper-pretrain-mir-D-beta/train_*.py): 30 whole
+    #: epochs x 1000 discriminator epochs, batch 20, SGD at 0.01 (x0.9 every 20,000 steps),
+    #: L2 0.01 on every weight and bias, one (query, own pair, random other) triplet per query.
+    RELEASE_PRETRAIN = {"pretrain": "release", "pretrain_epochs": 30_000}
     # mfeat (1,000 pairs, 32 bits, measured): validation MAP still rises after 5 pre-training
     # epochs (0.54/0.59) and is 0.66/0.72 after 10; the adversarial epochs at adv_lr = 1e-5
     # then hold it (0.67/0.72 after 10 more), at 1e-4 they first drop it to 0.34/0.41 and
@@ -130,7 +135,7 @@ class UGACH(Method):
     # discriminator by at most 0.01 here (seeds 0/1: 0.652/0.685 and 0.686/0.692 after
     # pre-training only, 0.663/0.685 and 0.685/0.687 after all 20). About 10 s on 2 cores.
     dataset_defaults = {"mfeat": {"epochs": 20, "pretrain_epochs": 10}}
-    buffer_names = ("graph",)
+    buffer_names = ("graph", "x_mean", "x_std", "y_mean", "y_std")
 
     def build(self) -> None:
         if self.image_dim is None:
@@ -139,6 +144,9 @@ class UGACH(Method):
         from .._validate import check_choice
 
         check_choice(self.config["pg_baseline"], ("mean", "none"), "config['pg_baseline']")
+        check_choice(self.config["preprocess"], ("standardize", "center", "none"), "config['preprocess']")
+        check_choice(self.config["pretrain"], ("hashkit", "release"), "config['pretrain']")
+        self.x_mean = self.x_std = self.y_mean = self.y_std = None
         h = int(self.config["hidden"])
         self.gen = TwoBranch(self.image_dim, self.text_dim, self.nbits, h)
         self.dis = TwoBranch(self.image_dim, self.text_dim, self.nbits, h)
@@ -153,6 +161,16 @@ class UGACH(Method):
         wd = float(cfg["weight_decay"])
         self.opt_d = make_optimizer(self.dis.parameters(), "adam", cfg["lr"], wd, fused=True)
         self.opt_g = make_optimizer(self.gen.parameters(), "adam", cfg["g_lr"], wd, fused=True)
+        if cfg["pretrain"] == "release":
+            self.opt_pre = make_optimizer(self.dis.parameters(), "sgd", 0.01, 0.01)
+        if cfg["preprocess"] != "none":
+            # Non-negative sparse inputs (BoW, ReLU features) put every sigmoid unit on one side
+            # from the start and the codes collapse (2-22 distinct codes among 1,800 items on the
+            # synthetic set); centring, or standardising, with training moments avoids it.
+            self.x_mean, self.x_std = _moments(train.images, self.device)
+            self.y_mean, self.y_std = _moments(train.texts, self.device)
+            if cfg["preprocess"] == "center":
+                self.x_std = self.y_std = None
         g = correlation_graph(train.images, train.texts, int(cfg["knn"]), cfg["graph_method"], int(cfg["graph_seed"]))
         if cfg["pair_positive"]:
             g = np.concatenate([np.arange(train.n)[:, None], g], axis=1)
@@ -165,15 +183,20 @@ class UGACH(Method):
         # similar) samples collapses every code to one corner within a few epochs.
         adv = epoch >= int(self.config["pretrain_epochs"])
         self.set_learning_rate(float(self.config["adv_lr" if adv else "lr"]), self.opt_d)
+        if not adv and self.config["pretrain"] == "release":
+            steps = epoch * 2 * -(-train.n // 20)     # the release decays per step: x0.9 / 20,000
+            self.set_learning_rate(0.01 * 0.9 ** (steps // 20_000), self.opt_pre)
 
     def batches(self, epoch: int, train: TrainData):
         # (phase, direction, rows): a pass is image->text queries, then text->image queries
+        bs = int(self.config["batch_size"])
         if epoch < int(self.config["pretrain_epochs"]):
             phases = ["pre"]
+            if self.config["pretrain"] == "release":
+                bs = 20
         else:
             phases = ["d"] + ["g"] * int(self.config["g_passes"])
-        return self.permuted_batches(train.n, int(self.config["batch_size"]),
-                                     [(p, d) for p in phases for d in _DIRS])
+        return self.permuted_batches(train.n, bs, [(p, d) for p in phases for d in _DIRS])
 
     def train_step(self, batch, epoch: int, train: TrainData):
         phase, direction, idx = batch
@@ -182,10 +205,16 @@ class UGACH(Method):
         return self._discriminator_step(phase, direction, idx, train)
 
     # ------------------------------------------------------------ helpers
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        return _apply(x, self.x_mean, self.x_std)
+
+    def _texts(self, y: torch.Tensor) -> torch.Tensor:
+        return _apply(y, self.y_mean, self.y_std)
+
     def _batch(self, direction: str, train: TrainData, query_rows, item_rows):
-        q = train.image_batch(query_rows) if direction == "i2t" else train.text_batch(query_rows)
-        x = train.text_batch(item_rows) if direction == "i2t" else train.image_batch(item_rows)
-        return q, x
+        img = lambda r: self._images(train.image_batch(r))   # noqa: E731
+        txt = lambda r: self._texts(train.text_batch(r))     # noqa: E731
+        return (img(query_rows), txt(item_rows)) if direction == "i2t" else (txt(query_rows), img(item_rows))
 
     def _positives(self, idx: np.ndarray, count: int) -> np.ndarray:
         cols = self.rng.integers(0, self.graph.shape[1], size=(len(idx), count))
@@ -199,10 +228,18 @@ class UGACH(Method):
     # ------------------------------------------------------------ discriminator
     def _discriminator_step(self, phase: str, direction: str, idx: np.ndarray, train: TrainData):
         sel = int(self.config["select"])
-        pos = self._positives(idx, sel)
-        if phase == "pre":
+        release = phase == "pre" and self.config["pretrain"] == "release"
+        if release:
+            # the release's pre-training: the pair itself is the positive, one other item drawn
+            # uniformly the negative (make_train_dict of its utils.py)
+            sel = 1
+            pos = np.asarray(idx)[:, None]
+            neg = (pos + self.rng.integers(1, train.n, size=(len(idx), 1))) % train.n
+        elif phase == "pre":
+            pos = self._positives(idx, sel)
             neg = self.rng.integers(0, train.n, size=(len(idx), sel))
         else:
+            pos = self._positives(idx, sel)
             cand = self.rng.choice(train.n, size=min(int(self.config["candidates"]), train.n), replace=False)
             with torch.no_grad():
                 logits = self._generator_probs(direction, idx, cand, train)
@@ -221,7 +258,7 @@ class UGACH(Method):
         hp = xnet(xp).view(len(idx), sel, -1)
         hn = xnet(xn).view(len(idx), sel, -1)
         loss = triplet_hinge(hq, hp, hn, self.margin).mean()
-        return {"d_loss": self.step(self.opt_d, loss)}
+        return {"d_loss": self.step(self.opt_pre if release else self.opt_d, loss)}
 
     # ------------------------------------------------------------ generator
     def _generator_step(self, direction: str, idx: np.ndarray, train: TrainData):
@@ -244,7 +281,24 @@ class UGACH(Method):
 
     # ------------------------------------------------------------ encoding: the discriminator's codes
     def encode_images(self, x):
-        return self.dis.img(self.tensor(x)) - 0.5
+        return self.dis.img(self._images(self.tensor(x))) - 0.5
 
     def encode_texts(self, y):
-        return self.dis.txt(self.tensor(y)) - 0.5
+        return self.dis.txt(self._texts(self.tensor(y))) - 0.5
+
+
+def _moments(x: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training-set mean and standard deviation per column (1 where a column is constant)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    std = x64.std(0, keepdims=True)
+    std = np.where(std > 1e-6, std, 1.0)
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)   # noqa: E731
+    return as_t(x64.mean(0, keepdims=True)), as_t(std)
+
+
+def _apply(x: torch.Tensor, mean, std) -> torch.Tensor:
+    if mean is not None:
+        x = x - mean
+    if std is not None:
+        x = x / std
+    return x
