@@ -5,11 +5,22 @@ Unsupervised: labels are never read. Inputs are features.
 * **Networks.** Generator and discriminator share one shape, per modality
   ``phi_c(x) = tanh(W_c x + b_c)``, ``h(x) = sigmoid(W_h phi_c(x) + b_h)`` (Eq. 1-2); codes
   ``b = sgn(h - 0.5)`` (Eq. 3). The discriminator's codes are the ones used for retrieval.
+* **Inputs** are standardised with training-set moments (``preprocess``: "standardize",
+  "center" or "none"). Non-negative sparse inputs (BoW, ReLU image features) put every
+  sigmoid unit on one side from the first step: raw, the synthetic set's retrieval codes
+  collapse to 1-22 distinct codes among 1,800 items with 15-16 of 16 bits constant and MAP at
+  chance, although the kNN graph is informative; standardised they do not (``results.json``
+  diagnostics). The release feeds raw features.
 * **Correlation graph.** For every training pair, its ``knn`` nearest neighbours by image
-  features and its ``knn`` nearest by text features (``K = 2 knn = 10`` as in the authors'
-  release, github.com/PKU-ICST-MIPL/UGACH_AAAI2018), built once in :meth:`UGACH.setup` with
-  :func:`hashkit.graph.knn_graph` (exact or sketch-shortlisted, ``graph_method``). For an
-  image query ``i``, the texts of its graph neighbours are positives (and the other way round).
+  features and its ``knn`` nearest by text features, built once in :meth:`UGACH.setup` with
+  :func:`hashkit.graph.knn_graph` on the raw features (exact or sketch-shortlisted,
+  ``graph_method``), plus the pair itself (``pair_positive``). The release publishes its
+  graph (``KNN/mir/KNN_cross5.npy``, ``KNN/nus/KNN_cross5.npy``, made by
+  ``KNN/knn_mir_cross5.py``): the first 5 rows of an ``argsort`` of Euclidean distances by
+  image features and the first 5 by text features, each including the item itself at distance
+  0 -- i.e. the pair itself and 4 + 4 neighbours, which is ``knn=4`` with ``pair_positive``
+  here. For an image query ``i``, the texts of its graph neighbours are positives (and the
+  other way round).
 * **Generator** (Eq. 4-6). Over a set of sampled candidates ``x``, the generator's
   distribution is ``p(x | q) = softmax(-||h_G(q) - h_G(x)||^2)``; it is trained by policy
   gradient, ``-mean log p(x^G | q) * A`` with the discriminator's reward
@@ -17,19 +28,32 @@ Unsupervised: labels are never read. Inputs are features.
 * **Discriminator** (Eq. 7-8). Hinge triplet ``f = max(0, m + ||h(q) - h(x^M)||^2 -
   ||h(q) - h(x^G)||^2)`` with a graph neighbour ``x^M`` and a generated ``x^G``
   (:func:`triplet_hinge`); margin ``m = nbits / 8`` (the release's ``BETA``).
-* **Schedule.** Epochs ``[0, pretrain_epochs)`` pre-train the discriminator with uniformly
-  drawn negatives (the release loads a pre-trained discriminator whose script is not
-  published); every later epoch is one of the release's "whole epochs": a discriminator pass
-  on generator-sampled negatives, then ``g_passes`` generator passes (``D_EPOCH = 1``,
-  ``G_EPOCH = 2``), each over image->text and text->image queries.
+* **Schedule.** Epochs ``[0, pretrain_epochs)`` pre-train the discriminator; every later
+  epoch is one of the release's "whole epochs": a discriminator pass on generator-sampled
+  negatives, then ``g_passes`` generator passes (``D_EPOCH = 1``, ``G_EPOCH = 2``), each over
+  image->text and text->image queries. ``epochs == pretrain_epochs`` skips the adversarial
+  stage (the ablation in ``benchmarks/ablation.py``).
+* **Pre-training.** The release publishes its script (``unsuper-pretrain-mir-D-beta/train_*.py``):
+  30 x 1000 discriminator epochs, batch 20, plain SGD at 0.01 (x0.9 every 20,000 steps), L2
+  0.01 on every weight and bias, and one triplet per query whose positive is the query's own
+  pair and whose negative is any other item (its ``make_train_dict``). ``pretrain="release"``
+  (:attr:`UGACH.RELEASE_PRETRAIN`) trains that way for ``pretrain_epochs`` epochs (the release's
+  30,000 are days on a CPU). The default ("hashkit") pre-trains with the adversarial stage's
+  Adam at ``lr`` on graph neighbours against uniform negatives, 5 epochs (10 on mfeat).
+
+Protocols: the authors split MIRFLICKR-25K into 2,000 queries / 18,015 retrieval / 15,000
+training pairs and NUS-WIDE-10 (186,577 pairs) into 1,865 / 184,712 / 15,000
+(PKU-ICST-MIPL/UGACH_AAAI2018 issue 1 and ``KNN/knn_mir_cross5.py``). Splits are data, not
+method code: they belong in the datasets' protocol tables (``hashkit.data``), chosen with
+``--data-option``; this file does not hard-code them.
 
 Differences from the release, on purpose: mini-batches of queries sharing one candidate set
 (the release updates one query at a time over its own ``N / 50`` candidates), Adam (fused)
-instead of SGD, a narrower hidden layer (1024, release 8192) and PyTorch's default initialisation (the
-release's ``N(0, 0.1)`` saturates tanh on 4096-d inputs), the pair's own other modality added
-as a positive (``pair_positive``; the release's ``KNN_cross5`` file is not published), and a
-mean-reward baseline in the policy gradient (``pg_baseline="mean"``; the release uses the raw
-reward, always in [0.5, 1], which only ever raises the probability of what was sampled).
+instead of SGD, a narrower hidden layer (1024, release 8192), PyTorch's default
+initialisation (the release's ``N(0, 0.1)`` saturates tanh on 4096-d inputs), standardised
+inputs, and a mean-reward baseline in the policy gradient (``pg_baseline="mean"``; the release
+uses the raw reward, always in [0.5, 1], which only ever raises the probability of what was
+sampled).
 """
 
 from __future__ import annotations
