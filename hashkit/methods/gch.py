@@ -550,7 +550,7 @@ class GCHTry2(GCH):
 
     The image and text encoders map their features through the same hash layer (``self.hash``,
     stepped by both encoders' optimisers; ``shared_hash=false`` gives each its own, for the
-    ablation) and ``L^*`` gains ``delta * mean_i ||f^x_i - f^y_i||^2``
+    ablation) and ``L^*`` gains ``delta * mean_i ||f^x_i - f^y_i||^2 / d``
     (:func:`feature_alignment`), the other modality's features held fixed during each
     encoder's step. The reproduction (seeds/001, sections 4.1.2 and 4.3) adds Eq. 12 to the
     encoders' loss and rewires ``img_net_itpair`` / ``txt_net_itpair`` into one hash layer.
@@ -565,7 +565,10 @@ class GCHTry2(GCH):
         other, key = (self.txt, "txt") if mod == "img" else (self.img, "img")
         with torch.no_grad():
             f_other = other(ctx[key], self._hash_layer())[0]
-        return {"align": feature_alignment(f, f_other, reduction="mean")}
+        # per-entry mean like every other term (mean over rows and feature dimensions): summed
+        # over the 512 feature dimensions it outweighs the rest of L^* a hundredfold and
+        # pulls the two encoders onto each other (mfeat 16 bits: MAP 0.64 instead of 0.88)
+        return {"align": feature_alignment(f, f_other, reduction="mean") / f.shape[1]}
 
     def term_weights(self) -> dict:
         return {**super().term_weights(), "align": float(self.config["delta"])}
