@@ -24,7 +24,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from hashkit import _backend
+from hashkit.kernels import _select as _backend
 from hashkit import metrics as M
 
 SCALES = {"mirflickr": (2000, 18015), "nuswide": (2100, 193734)}

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from . import _backend
+from .kernels import _select as _backend
 from .codes import pack_bits
 
 

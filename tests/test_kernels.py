@@ -124,7 +124,7 @@ def test_topk_matches_oracle(backend, nbits, kind, nthreads):
 def test_numba_topk_paths_match_oracle(monkeypatch, nbits, kind, path):
     # Numba's topk has two paths (one-pass selection for small k, buffer + walk otherwise);
     # force each on every k, with the selection's candidate list compacting as often as it can.
-    from hashkit import _numba
+    from hashkit.kernels import _numba
 
     monkeypatch.setattr(_numba, "_TOPK_SELECT_RATIO", 1 if path == "select" else 10**9)
     monkeypatch.setattr(_numba, "_TOPK_SPARE", 0)
@@ -276,7 +276,7 @@ def _all_kernels(kern, nthreads, rng, nbits=16, q=9, n=57):
 @pytest.fixture
 def force_threads(monkeypatch):
     """Let the Numba backend put several threads on tiny inputs (it normally would not)."""
-    from hashkit import _numba
+    from hashkit.kernels import _numba
 
     monkeypatch.setattr(_numba, "_MIN_WORK_PER_THREAD", 1)
 
@@ -419,7 +419,7 @@ def test_wrong_dtype_raises(backend):
 def test_numba_rejects_nonzero_padding():
     # Padding bits can push a distance above nbits, which would index past the histograms;
     # the Numba kernels detect that distance and raise instead.
-    from hashkit import _numba
+    from hashkit.kernels import _numba
 
     rng = np.random.default_rng(5)
     qw = np.zeros((2, 1), np.uint64)
@@ -440,7 +440,7 @@ def test_numba_rejects_nonzero_padding():
 def test_numba_restores_thread_count():
     import numba
 
-    from hashkit import _numba
+    from hashkit.kernels import _numba
 
     rng = np.random.default_rng(6)
     qw, _ = random_codes(rng, 3, 16)

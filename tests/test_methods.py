@@ -24,7 +24,8 @@ import pytest
 import torch
 
 from hashkit.methods import get_method, list_methods
-from hashkit.train import Trainer, encode, load_method
+from hashkit.encode import encode, load_method
+from hashkit.train import Trainer
 
 
 def _view(name, idx, images, texts, labels):

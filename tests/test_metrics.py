@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hashkit import _backend
+from hashkit.kernels import _select as _backend
 from hashkit import metrics as M
 from oracle import gains, hamming_ref, random_codes, random_labels, relevance, stable_ranking
 

@@ -11,8 +11,9 @@ import torch
 
 from hashkit.methods import register_method
 from hashkit.methods.base import Method
-from hashkit.train import (Trainer, add_encode_arguments, add_list_methods_arguments, add_train_arguments,
-                           load_method, read_features, run_encode, run_list_methods, run_train, sign_codes)
+from hashkit.encode import add_encode_arguments, load_method, read_features, run_encode, sign_codes
+from hashkit.methods._cli import add_list_methods_arguments, run_list_methods
+from hashkit.train import Trainer, add_train_arguments, run_train
 from test_methods import tiny_dataset
 
 
@@ -72,7 +73,7 @@ def test_sign_codes_maps_zero_to_minus_one():
 
 
 def test_run_directory_contents(tmp_path):
-    from hashkit.codes import load_code_file
+    from hashkit.codefile import load_code_file
 
     ds = tiny_dataset()
     t = Trainer("test-linear", ds, 16, tmp_path / "run", progress=False, eval_every=2)
@@ -127,7 +128,7 @@ def test_validation_map_uses_val_against_val_retrieval():
     t = Trainer("test-linear", ds, 8, None, progress=False, eval_every=0)
     t.fit()
     got = t.validate()
-    from hashkit.train import encode
+    from hashkit.encode import encode
 
     v = encode(t.method, images=ds.val.images, texts=ds.val.texts)
     d = encode(t.method, images=ds.val_retrieval.images, texts=ds.val_retrieval.texts)
@@ -213,7 +214,7 @@ def _parse(add, argv):
 
 
 def test_cli_train_encode_list(tmp_path, capsys):
-    from hashkit.codes import load_code_file
+    from hashkit.codefile import load_code_file
 
     out = tmp_path / "runs"
     args = _parse(add_train_arguments, ["--method", "cca-itq", "--dataset", "mfeat", "--bits", "8", "16",
@@ -271,7 +272,7 @@ def test_raw_pixels_go_through_cnnf(tmp_path):
     with pytest.warns(UserWarning, match="random weights"):
         m, cfg = load_method(tmp_path / "run")
     assert cfg["image_dim"] is None
-    from hashkit.train import pixels_nchw
+    from hashkit.encode import pixels_nchw
 
     again = m.encode_images(pixels_nchw(ds.query)(np.arange(len(ds.query.indices))))
     np.testing.assert_array_equal(sign_codes(again), t.codes["query_image"])

@@ -327,3 +327,44 @@ def _check_numeric(dtype, origin):
     dtype = np.dtype(dtype)
     if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
         raise ValueError(f"{origin}: expected a numeric array, found dtype {dtype}")
+
+
+def read_arrays(path: str | os.PathLike, keys=None) -> dict:
+    """Read whole named arrays from a ``.mat`` (v5 or v7.3) or HDF5 file into memory.
+
+    The one MAT reader for small files read in full (code files, feature files for
+    ``hashkit encode``). ``keys=None`` reads every array; otherwise only those named (missing
+    ones are absent from the result). MATLAB v7.3 arrays come back in MATLAB's axis order (the
+    HDF5 shape reversed); plain HDF5 arrays as stored.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No such file; not a MATLAB / HDF5 file, or unreadable (the message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    fmt = detect_format(path)
+    wanted = None if keys is None else list(keys)
+    if fmt == "v5":
+        import scipy.io
+
+        try:
+            raw = scipy.io.loadmat(str(path), variable_names=wanted)
+        except Exception as exc:  # scipy raises several types for a corrupt file
+            raise ValueError(f"{path}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from None
+        return {k: v for k, v in raw.items() if not k.startswith("__")}
+    import h5py
+
+    out = {}
+    try:
+        with h5py.File(path, "r") as f:
+            for k in (wanted if wanted is not None else list(f.keys())):
+                obj = f.get(k)
+                if isinstance(obj, h5py.Dataset):
+                    arr = obj[()]
+                    out[k] = arr.T if fmt == "v7.3" and arr.ndim >= 2 else arr
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable HDF5 / MATLAB v7.3 file ({exc})") from None
+    return out

@@ -1,6 +1,7 @@
 """Numba fallback backend: the kernel contract of ``docs/INTERNALS.md``.
 
-Same functions, signatures, dtypes and results as the compiled ``hashkit._core``:
+Same functions, signatures, dtypes and results as the compiled ``hashkit._core`` (the
+``hashkit.kernels.KernelBackend`` protocol):
 ``hamming``, ``topk``, ``radius``, ``hist_stats``, ``rank_stats``. Integer outputs are identical
 to every other backend; float sums are formed in the same order as the C++ backend (written down
 at :func:`_rank_stats_kernel`), so the two CPU backends agree bit for bit.
@@ -25,7 +26,7 @@ import numpy as np
 
 __all__ = ["hamming", "topk", "radius", "hist_stats", "rank_stats", "threading_layer"]
 
-# Read by hashkit._backend: whether Numba is installed, found without importing it.
+# Read by hashkit.kernels._select: whether Numba is installed, found without importing it.
 AVAILABLE = importlib.util.find_spec("numba") is not None
 REASON = "" if AVAILABLE else "ModuleNotFoundError: No module named 'numba'"
 
@@ -635,7 +636,7 @@ def topk(q, db, nbits, k, nthreads=0, out=None):
         out_d = np.empty((q.shape[0], k), np.int32)
         out_i = np.empty((q.shape[0], k), np.int64)
     else:  # checked again here: the kernels do not bounds-check their writes
-        from ._validate import check_topk_out
+        from .._validate import check_topk_out
 
         out_d, out_i = check_topk_out(out, q.shape[0], k)
     bad = np.zeros(q.shape[0], np.uint8)
