@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 from .codefile import CodeFile, load_code_file, save_code_file  # noqa: E402
 from .codes import Codes, load_codes, pack, save_codes, unpack  # noqa: E402

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         _top_parser().print_help()
         return 0
     if argv[0] == "--version":
-        from . import __version__
+        from ._version import __version__
 
         print(__version__)
         return 0

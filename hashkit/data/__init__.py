@@ -1,7 +1,7 @@
 """hashkit.data: dataset readers, split protocols and manifests, shipped and synthetic data.
 
 ``import hashkit.data`` is light (NumPy only); h5py and SciPy load when a file is read, PyTorch
-only in :mod:`hashkit.data.torch`.
+only in :mod:`hashkit.data.torch_data`.
 
 >>> import hashkit.data
 >>> ds = hashkit.data.load("mfeat", seed=0)

@@ -120,7 +120,7 @@ def get(backend: str = "auto", device: bool = False) -> ModuleType:
 
 def info() -> dict:
     """What was built and what runs: for ``hashkit info`` and bug reports."""
-    from .. import __version__
+    from .._version import __version__
 
     out: dict = {"version": __version__, "backends": {}, "default": None}
     for n in NAMES:
