@@ -138,8 +138,9 @@ def write_layout(layout: str, folder: Path, n: int) -> None:
                     "".join(f"{i}.{ext}\r\n" for i in idx).encode())
                 np.savetxt(fea / f"{part}_{modal}.txt", mat[idx], fmt=fmt, delimiter=" ",
                            newline=" \r\n")
-            if part != "database":
-                np.savetxt(lst / f"{part}_label.txt", labels[idx], fmt="%d", newline=" \r\n")
+            # the release ships no database labels; items outside train/validation need them
+            name = "database_label.txt" if part == "database" else f"{part}_label.txt"
+            np.savetxt(lst / name, labels[idx], fmt="%d", newline=" \r\n")
         knn = np.random.default_rng(2).integers(0, nt, (nt, 10)).astype(np.float64)
         np.save(lst / "KNN_cross5.npy", knn)
     else:
