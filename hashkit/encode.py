@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ._validate import check_device
-from .data._matfile import read_arrays
+from .data._matfile import inspect_arrays, read_arrays
 from .methods import get_method
 from .methods.base import Method
 
@@ -190,28 +190,43 @@ def read_features(path: str | os.PathLike, key: str | None = None, name: str = "
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
-    elif suffix in (".npz", ".mat"):
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        else:
-            arrays = read_arrays(path)
-        cands = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.ndim == 2}
-        if key is None:
-            if len(cands) != 1:
-                raise ValueError(f"{name}: {str(path)!r} holds {len(cands)} 2-D arrays "
-                                 f"({', '.join(sorted(cands))}); name one with the key option")
-            arr = next(iter(cands.values()))
-        elif key not in arrays:
-            raise ValueError(f"{name}: {str(path)!r} has no array {key!r}; it has {', '.join(sorted(arrays))}")
-        else:
-            arr = arrays[key]
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            arr = _pick(name, path, key, {k: z[k].shape for k in z.files}, lambda k: z[k])
+    elif suffix == ".mat":
+        # Only the chosen array is read, after the file's declarations are checked (a small
+        # file may declare a huge one); MATLAB text (char) is never a feature matrix.
+        infos = inspect_arrays(path)
+        shapes = {k: i.shape for k, i in infos.items() if i.kind in ("numeric", "logical", "sparse")}
+        arr = _pick(name, path, key, shapes, lambda k: read_arrays(path, keys=[k])[k],
+                    others={k: i.kind for k, i in infos.items() if k not in shapes})
+        if hasattr(arr, "toarray"):
+            arr = arr.toarray()
     else:
         raise ValueError(f"{name}: expected a .npy, .npz or .mat file, got {str(path)!r}")
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{name}: expected a 2-D numeric array in {str(path)!r}, got dtype {arr.dtype} "
                          f"and shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _pick(name, path, key, shapes: dict, read, others: dict | None = None):
+    """The array ``key`` (or the one 2-D array) of a feature file, read by ``read(key)``."""
+    others = others or {}
+    if key is None:
+        cands = sorted(k for k, shp in shapes.items() if len(shp) == 2)
+        if len(cands) != 1:
+            how = f"{name}-key" if name.startswith("--") else "key="
+            raise ValueError(f"{name}: {str(path)!r} holds {len(cands)} 2-D arrays "
+                             f"({', '.join(cands) or 'none'}); name one with {how}")
+        key = cands[0]
+    if key in others:
+        raise ValueError(f"{name}: {str(path)!r} key {key!r} holds MATLAB {others[key]} data, "
+                         "not a numeric feature matrix")
+    if key not in shapes:
+        raise ValueError(f"{name}: {str(path)!r} has no array {key!r}; it has "
+                         f"{', '.join(sorted(set(shapes) | set(others)))}")
+    return read(key)
 
 
 def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
