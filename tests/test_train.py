@@ -276,3 +276,16 @@ def test_raw_pixels_go_through_cnnf(tmp_path):
 
     again = m.encode_images(pixels_nchw(ds.query)(np.arange(len(ds.query.indices))))
     np.testing.assert_array_equal(sign_codes(again), t.codes["query_image"])
+
+
+def test_read_features_skips_matlab_text_and_names_the_option(tmp_path):
+    import scipy.io
+
+    feats = np.arange(12, dtype=np.float64).reshape(4, 3)
+    scipy.io.savemat(tmp_path / "f.mat", {"XAll": feats, "names": np.array(["a.jpg", "b.jpg"])})
+    np.testing.assert_array_equal(read_features(tmp_path / "f.mat"), feats.astype(np.float32))
+    with pytest.raises(ValueError, match="'names' holds MATLAB char data, not a numeric feature matrix"):
+        read_features(tmp_path / "f.mat", key="names", name="--images")
+    scipy.io.savemat(tmp_path / "g.mat", {"A": feats, "B": feats})
+    with pytest.raises(ValueError, match="holds 2 2-D arrays .*name one with --texts-key"):
+        read_features(tmp_path / "g.mat", name="--texts")
