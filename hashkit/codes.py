@@ -26,7 +26,8 @@ import numpy as np
 from . import _validate as V
 from ._io import atomic_path
 
-__all__ = ["Codes", "pack", "unpack", "pack_bits", "save_codes", "load_codes", "as_codes", "as_labels"]
+__all__ = ["Codes", "pack", "unpack", "from_bytes", "pack_bits", "save_codes", "load_codes", "as_codes",
+           "as_labels"]
 
 if sys.byteorder != "little":  # pragma: no cover - every platform hashkit builds for is little-endian
     raise ImportError("hashkit's packed format assumes a little-endian machine")
@@ -157,6 +158,66 @@ class Codes:
 
     __hash__ = None  # mutable array inside
 
+    def __array__(self, dtype=None, copy=None):
+        # Without this, NumPy treats Codes as a nested sequence (it has __len__/__getitem__)
+        # and fails after 64 levels. Which array is meant (packed words? ±1? bytes?) is the
+        # caller's to say.
+        raise TypeError("np.asarray(Codes) is ambiguous: use codes.words (packed uint64, LSB first), "
+                        "codes.unpack() (±1 int8, (n, nbits)), codes.unpack(signed=False) ({0, 1}) "
+                        "or codes.to_bytes() (uint8 bytes)")
+
+    @classmethod
+    def from_bytes(cls, data: Any, nbits: int, bitorder: str = "little") -> "Codes":
+        """Codes from bits packed into integers: bytes (``uint8``) or words (``uint16/32/64``, ``int*``).
+
+        The field stores packed codes in several ways: DCMH's MATLAB ``compactbit.m`` and FAISS
+        write ``uint8`` bytes least significant bit first (``bitorder="little"``);
+        ``np.packbits`` writes most significant bit first by default (``"big"``); PyTorch
+        code often keeps ``int64`` words. Element ``e`` of a row holds bits ``e*w .. e*w + w-1``
+        of the code (``w`` = the element's width in bits, signed types read as their unsigned
+        bit pattern); with ``"little"`` bit ``j`` is bit ``j % w`` counted from the least
+        significant end, with ``"big"`` from the most significant end.
+
+        Parameters
+        ----------
+        data : 2-D integer array ``(n, ceil(nbits / w))`` (NumPy, or anything ``np.asarray`` takes;
+            device arrays are copied to the host).
+        nbits : int, the code length (the padding bits beyond it must be zero).
+        bitorder : ``"little"`` (compactbit, FAISS, ``np.packbits(..., bitorder="little")``) or
+            ``"big"`` (``np.packbits`` default).
+
+        Returns
+        -------
+        Codes
+
+        Raises
+        ------
+        TypeError
+            Not an integer array.
+        ValueError
+            Not 2-D, a width that does not fit ``nbits``, set padding bits (the message suggests
+            the other bit order or another ``nbits``), an unknown ``bitorder``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> bits = np.array([[1, 0, 1, 1, 0, 0, 0, 0, 1, 1]])
+        >>> c = Codes.from_bytes(np.packbits(bits, axis=1), nbits=10, bitorder="big")
+        >>> c.unpack(signed=False).tolist() == bits.tolist()
+        True
+        """
+        return from_bytes(data, nbits, bitorder)
+
+    def to_bytes(self, bitorder: str = "little") -> np.ndarray:
+        """The codes as ``uint8 (n, ceil(nbits / 8))`` bytes, the inverse of :meth:`from_bytes`.
+
+        ``"little"`` is MATLAB ``compactbit`` / FAISS order, ``"big"`` is ``np.packbits``'s default.
+        """
+        V.check_choice(bitorder, BITORDERS, "bitorder")
+        c = self.numpy()
+        out = c.words.view(np.uint8).reshape(c.n, c.n_words * 8)[:, : (c.nbits + 7) // 8]
+        return _REVERSED_BITS[out] if bitorder == "big" else out.copy()
+
     # -- conversions ----------------------------------------------------------------------
     def numpy(self) -> "Codes":
         """The same codes on the host (no copy when already there)."""
@@ -183,12 +244,78 @@ class Codes:
         save_codes(path, self)
 
 
+BITORDERS = ("little", "big")
+# byte -> the same byte with its 8 bits in reverse order (MSB-first <-> LSB-first)
+_REVERSED_BITS = np.packbits(np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1,
+                                           bitorder="little"), axis=1, bitorder="big")[:, 0]
+
+
+def from_bytes(data: Any, nbits: int, bitorder: str = "little") -> "Codes":
+    """Codes from packed bytes or integer words; see :meth:`Codes.from_bytes`."""
+    nbits = V.check_positive_int(nbits, "nbits")
+    V.check_choice(bitorder, BITORDERS, "bitorder")
+    arr = V.to_numpy(data, "data")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"data: expected packed bits in an integer array (uint8 bytes or integer words), "
+                        f"got {V.describe(arr)}")
+    if arr.ndim != 2:
+        raise ValueError(f"data: expected a 2-D array (n, words) of packed codes, got {V.describe(arr)}")
+    width = arr.dtype.itemsize * 8
+    need = -(-nbits // width)
+    if arr.shape[1] != need:
+        raise ValueError(f"data: {nbits} bits packed in {arr.dtype} ({width} bits each) need {need} "
+                         f"per code, got {arr.shape[1]} (shape {tuple(arr.shape)}); check nbits")
+    n = arr.shape[0]
+    # Little-endian memory: an element's bytes come least significant first, so the bytes of a
+    # row, in memory order, hold bits 0, 1, 2 ... LSB first: hashkit's own byte order.
+    u8 = np.ascontiguousarray(arr).view(np.uint8).reshape(n, need, width // 8)
+    if bitorder == "big":
+        # MSB-first inside an element = reverse its bytes and the bits of each byte
+        u8 = _REVERSED_BITS[u8[:, :, ::-1]]
+    u8 = u8.reshape(n, need * (width // 8))
+    nbytes = (nbits + 7) // 8
+    extra = u8[:, nbytes:]
+    rem = nbits % 8
+    if (extra.size and extra.any()) or (rem and n and np.any(u8[:, nbytes - 1] >> rem)):
+        other = "big" if bitorder == "little" else "little"
+        raise ValueError(f"data: bits beyond bit {nbits} are set in packed {arr.dtype} codes read with "
+                         f"bitorder={bitorder!r}: the codes are longer than nbits={nbits}, or packed "
+                         f"in the other order (bitorder={other!r})")
+    w = n_words(nbits)
+    out = np.zeros((n, w * 8), dtype=np.uint8)
+    out[:, :nbytes] = u8[:, :nbytes]
+    return Codes(out.view(np.uint64).reshape(n, w), nbits)
+
+
+def _integer_range_error(name: str, lo, hi) -> ValueError:
+    return ValueError(
+        f"{name}: integer codes must hold one value per bit, -1/0/1, got values from {lo} to {hi}; "
+        "for packed bytes or words (np.packbits, MATLAB compactbit, FAISS uint8, int64 words) use "
+        "hashkit.Codes.from_bytes(x, nbits, bitorder='little'|'big')")
+
+
+def _bfloat16_as_float32(x: Any) -> Any:
+    """bfloat16 (PyTorch, or NumPy via ml_dtypes) as float32: the sign, all a code needs, is kept.
+
+    NumPy has no bfloat16 of its own, so PyTorch refuses ``.numpy()`` on it."""
+    kind = V.array_kind(x)
+    if kind == "torch" and str(x.dtype) == "torch.bfloat16":
+        return x.float()
+    if kind == "numpy" and x.dtype.name == "bfloat16":
+        return x.astype(np.float32)
+    return x
+
+
 def _pack_numpy(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype == np.bool_:
         bits = arr
     else:
         if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
             raise ValueError(f"{name}: codes contain NaN")
+        if np.issubdtype(arr.dtype, np.integer) and arr.size:
+            lo, hi = arr.min(), arr.max()
+            if lo < -1 or hi > 1:
+                raise _integer_range_error(name, lo, hi)
         bits = arr > 0
     return pack_bits(bits)
 
@@ -198,6 +325,10 @@ def _pack_torch(x, name: str):
 
     if x.dtype.is_floating_point and torch.isnan(x).any():
         raise ValueError(f"{name}: codes contain NaN")
+    if not x.dtype.is_floating_point and x.dtype != torch.bool and x.numel():
+        lo, hi = int(x.min()), int(x.max())
+        if lo < -1 or hi > 1:
+            raise _integer_range_error(name, lo, hi)
     n, nbits = x.shape
     w = n_words(nbits)
     bits = torch.zeros((n, w * 64), dtype=torch.int64, device=x.device)
@@ -213,6 +344,10 @@ def _pack_cupy(x, name: str):
 
     if x.dtype.kind == "f" and bool(cp.isnan(x).any()):
         raise ValueError(f"{name}: codes contain NaN")
+    if x.dtype.kind in "iu" and x.size:
+        lo, hi = int(x.min()), int(x.max())
+        if lo < -1 or hi > 1:
+            raise _integer_range_error(name, lo, hi)
     n, nbits = x.shape
     w = n_words(nbits)
     bits = cp.zeros((n, w * 64), dtype=cp.uint64)
@@ -227,9 +362,12 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
     Parameters
     ----------
     x : array ``(n, nbits)`` or ``Codes``
-        ±1 values, {0, 1} values, bools or real values (bit = value > 0), from NumPy, PyTorch
-        (CPU or CUDA) or CuPy; device arrays stay on their device. A 2-D ``uint64`` array is
-        taken as already-packed words (then ``nbits`` defaults to ``64 * words``).
+        One value per bit: ±1 values, {0, 1} values, bools or real values (bit = value > 0),
+        from NumPy, PyTorch (CPU or CUDA, bfloat16 included) or CuPy; device arrays stay on their
+        device. A 2-D ``uint64`` array is taken as hashkit's own packed words (then ``nbits``
+        defaults to ``64 * words``). Other integer arrays must hold only -1, 0 and 1: packed
+        bytes or words (``np.packbits``, MATLAB ``compactbit``, FAISS) go through
+        :meth:`Codes.from_bytes`, which knows their bit order and length.
     nbits : int, optional
         Only for packed ``uint64`` input, to state the true code length.
     name : str
@@ -244,7 +382,8 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
     TypeError
         Unsupported type or dtype.
     ValueError
-        Not 2-D, no rows or no bits, NaN values.
+        Not 2-D, no rows or no bits, NaN values, integers outside {-1, 0, 1} (the message names
+        :meth:`Codes.from_bytes`: reading packed bytes one value per bit would give wrong distances).
 
     Examples
     --------
@@ -260,6 +399,7 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
     if kind == "other":
         x = V.to_numpy(x, name)
         kind = "numpy"
+    x = _bfloat16_as_float32(x)
     dtype_name = str(x.dtype).split(".")[-1]
     if dtype_name in ("object", "complex64", "complex128") or dtype_name.startswith(("str", "<U")):
         raise TypeError(f"{name}: expected a numeric or bool code array, got {V.describe(x)}")
@@ -357,7 +497,7 @@ def as_labels(x: Any, name: str, n: int | None = None) -> tuple[np.ndarray, int]
         Wrong dtype or shape, values other than 0/1 (or negative class ids), NaN, or a row count
         different from ``n``.
     """
-    arr = V.to_numpy(x, name)
+    arr = V.to_numpy(_bfloat16_as_float32(x), name)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name}: expected a numeric or bool label array, got {V.describe(x)}")
     if arr.ndim == 1:

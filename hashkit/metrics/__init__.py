@@ -28,18 +28,18 @@ name) and ``report`` (many metrics from one pass, for ``hashkit eval``).
 
 from __future__ import annotations
 
-from .compat import map_compat
+from .compat import dcmh_matlab, map_compat
 from .radius import pr_curve_radius, precision_within_radius
 from .ranking import acg_at_k, mean_average_precision, ndcg_at_k, precision_at_k, recall_at_k
 from .report import report
 
 # The option vocabularies, importable from here (not functions, so not in __all__).
 from .compat import VARIANTS as VARIANTS  # noqa: E402
-from .radius import AVERAGE as AVERAGE  # noqa: E402
+from .radius import AVERAGE as AVERAGE, DEFAULT_AVERAGE as DEFAULT_AVERAGE  # noqa: E402
 from .ranking import EMPTY as EMPTY, NORMALIZE as NORMALIZE, TIES as TIES  # noqa: E402
 from .report import METRIC_NAMES as METRIC_NAMES  # noqa: E402
 
 __all__ = [
-    "mean_average_precision", "map_compat", "precision_at_k", "recall_at_k",
+    "mean_average_precision", "map_compat", "dcmh_matlab", "precision_at_k", "recall_at_k",
     "precision_within_radius", "pr_curve_radius", "ndcg_at_k", "acg_at_k", "report",
 ]

@@ -8,7 +8,7 @@ from .. import _validate as V
 from ._stats import gather, prepare_pair
 from .ranking import _ap_values, _check_map_k, _mean
 
-__all__ = ["map_compat", "VARIANTS"]
+__all__ = ["map_compat", "dcmh_matlab", "VARIANTS"]
 
 
 #: The compatibility variants of :func:`map_compat`: name -> (source it matches, summary).
@@ -17,6 +17,13 @@ VARIANTS: dict[str, tuple[str, str]] = {
         "jiangqy/DCMH-CVPR2017: DCMH_matlab/DCMH_matlab/utils/calcMapTopkMapTopkPreTopkRecLabel.m",
         "full-ranking MAP (k=None) or its topkMap (k given); MATLAB sort = stable ties; "
         "AP@k divided by relevant items inside the top k; empty queries count 0"),
+    "dcmh-matlab-bug": (
+        "jiangqy/DCMH-CVPR2017: DCMH_matlab/DCMH_matlab/utils/calcMapTopkMapTopkPreTopkRecLabel.m "
+        "with utils/hammingDist.m and compactbit.m, as released",
+        "the released MATLAB numbers exactly, bug included: hammingDist.m indexes its byte table "
+        "with a uint8 (bit_in_char(y+1)), so a byte whose 8 bits all differ counts 7 (uint8 "
+        "255 + 1 saturates); bytes are bits 8b..8b+7 as compactbit packs them; otherwise as "
+        "'dcmh-matlab'"),
     "dcmh-python": (
         "jiangqy/DCMH-CVPR2017: DCMH_tensorflow/.../utils/calc_hammingranking.py calc_map "
         "(same in DeXie0808/GCH, lelan-li/SSAH utils/, rongchengtu1/DAPH utils/calc_hr.py)",
@@ -66,6 +73,12 @@ def map_compat(qB, rB, qL, rL, variant: str, k: int | None = None, *, nan_on_emp
                                   (k=None, AP over all relevant items) or ``topkMap`` (k: AP@k
                                   over the relevant items inside the top k); empty = 0; mean
                                   over all queries.
+    ``"dcmh-matlab-bug"``         the same MATLAB loop over the distances its ``hammingDist.m``
+                                  really returns: a code byte (bits 8b..8b+7, as ``compactbit.m``
+                                  packs them) whose 8 bits all differ counts 7, not 8 (its
+                                  table is indexed by the uint8 ``y + 1``, which saturates at
+                                  255). Reproduces the released numbers; :func:`dcmh_matlab`
+                                  gives its whole output (PR curve included).
     ``"dcmh-python"``             DCMH/GCH/SSAH/DAPH ``calc_map``: full-ranking AP; empty = 0.
                                   ``k`` must be None.
     ``"topk"``                    ``calc_topMap`` / ``calculate_top_map`` / ``CalcTopMap``:
@@ -114,6 +127,10 @@ def map_compat(qB, rB, qL, rL, variant: str, k: int | None = None, *, nan_on_emp
     V.check_choice(variant, tuple(VARIANTS), "variant")
     p = prepare_pair(qB, rB, qL, rL, backend, nthreads)
     n = p.db.n
+    if variant == "dcmh-matlab-bug":
+        k = _check_map_k(k, n)
+        res = _matlab_loop(p, () if k is None else (k,), bug=True, radius=False)
+        return res["map"] if k is None else float(res["topkMap"][0])
     if variant in ("dcmh-python", "ugach") and k is not None:
         raise ValueError(f"k: variant {variant!r} has no cut-off, expected None, got {k!r}")
     if variant in ("topk", "hits-only") and k is None:
@@ -143,3 +160,146 @@ def map_compat(qB, rB, qL, rL, variant: str, k: int | None = None, *, nan_on_emp
     if variant == "hits-only":
         return _mean(vals, st.at("rel_at", k) > 0, False)
     return _mean(vals, None, False)
+
+
+# ----------------------------------------------------------------------- DCMH MATLAB, as released
+
+def dcmh_matlab(qB, rB, qL, rL, topk=None, *, hammingdist: str = "bug", backend: str = "auto",
+                nthreads: int | None = None) -> dict:
+    """The whole output of DCMH's MATLAB evaluation: ``calcMapTopkMapTopkPreTopkRecLabel.m`` and
+    ``calcPreRecRadiusLabel.m`` (jiangqy/DCMH-CVPR2017, ``DCMH_matlab/DCMH_matlab/utils/``).
+
+    ``hammingdist="bug"`` uses the distances the released ``hammingDist.m`` returns: it looks
+    each XOR byte up in a popcount table with ``bit_in_char(y + 1)`` where ``y`` is uint8, so
+    ``255 + 1`` saturates to 255 and a byte whose 8 bits all differ counts 7. A byte is bits
+    ``8b .. 8b+7`` of the code (``compactbit.m`` packs them so); only whole bytes can be all
+    ones. ``hammingdist="correct"`` is the same loop on true Hamming distances (MAP and topk
+    values then equal ``map_compat(..., "dcmh-matlab")``, ``precision_at_k``, ``recall_at_k``,
+    and ``Pre`` / ``Rec`` the pooled :func:`pr_curve_radius` cut as below).
+
+    Exactly as the MATLAB code: ranking by MATLAB's stable ``sort``; a query with no relevant
+    item adds 0 to every sum and counts in the division by the number of queries; ``topkPre`` /
+    ``topkRec`` / ``topkMap`` add nothing for a query with no relevant item in the top k;
+    ``Pre`` / ``Rec`` have one entry per radius ``0 .. maxHamm - 1`` (``maxHamm`` = the largest
+    distance over all pairs, so the radius that retrieves everything is missing), ``Pre`` =
+    good pairs / (pairs + eps), ``Rec`` = good pairs / all good pairs (NaN when there are none).
+
+    Cost: the bug reading works on distance blocks of about 4M pairs in NumPy (no ``(Q, N)``
+    matrix), a few seconds at MIRFLICKR scale; the correct reading is one kernel pass.
+
+    Parameters
+    ----------
+    qB, rB, qL, rL : as :func:`mean_average_precision`.
+    topk : None, an int or ints in ``[1, N]`` (ascending, as the MATLAB code requires).
+    hammingdist : ``"bug"`` (as released) | ``"correct"``.
+
+    Returns
+    -------
+    dict with ``map`` (float), ``Pre``, ``Rec`` (float64 ``(maxHamm,)``) and, when ``topk`` is
+    given, ``topkMap``, ``topkPre``, ``topkRec`` (float64, one per cut-off).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`mean_average_precision`; cut-offs outside ``[1, N]`` or not ascending; an
+        unknown ``hammingdist``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> qB = np.array([[1] * 8]); rB = np.array([[-1] * 8, [-1] * 7 + [1]])   # distances 8 and 7
+    >>> qL = np.array([[1]]); rL = np.array([[1], [0]])
+    >>> dcmh_matlab(qB, rB, qL, rL, hammingdist="bug")["map"]   # 8 counts 7: a tie, index 0 first
+    1.0
+    >>> dcmh_matlab(qB, rB, qL, rL, hammingdist="correct")["map"]
+    0.5
+    """
+    V.check_choice(hammingdist, ("bug", "correct"), "hammingdist")
+    p = prepare_pair(qB, rB, qL, rL, backend, nthreads)
+    ks: tuple = ()
+    if topk is not None:
+        arr = np.atleast_1d(V.to_numpy(topk, "topk"))
+        checked = V.check_ks(arr, p.db.n, "topk")
+        if arr.size != checked.size or np.any(np.diff(arr.astype(np.int64)) <= 0):
+            raise ValueError(f"topk: expected ascending, distinct cut-offs (the MATLAB code's "
+                             f"contract), got {arr.tolist()}")
+        ks = tuple(int(x) for x in checked)
+    if hammingdist == "bug":
+        return _matlab_loop(p, ks, bug=True, radius=True)
+    st = gather(p, cutoffs=ks)
+    R = st.R
+    out = {"map": _mean(np.where(R > 0, st.rank["ap_sum"] / np.maximum(R, 1), 0.0), None, False)}
+    if ks:
+        hits = st.rank["rel_at"].astype(np.float64)
+        ok = (hits > 0) & (R[:, None] > 0)
+        out["topkMap"] = np.where(ok, st.rank["ap_sum_at"] / np.maximum(hits, 1), 0.0).sum(0) / p.q.n
+        out["topkPre"] = np.where(ok, hits / np.asarray(ks, np.float64), 0.0).sum(0) / p.q.n
+        out["topkRec"] = np.where(ok, hits / np.maximum(R, 1)[:, None], 0.0).sum(0) / p.q.n
+    out.update(_matlab_pr(st.hist_all.sum(0), st.hist_rel.sum(0)))
+    return out
+
+
+def _matlab_pr(pairs_at: np.ndarray, good_at: np.ndarray) -> dict:
+    """calcPreRecRadiusLabel.m from pooled per-distance counts of pairs and good pairs."""
+    present = np.flatnonzero(pairs_at)
+    max_hamm = int(present[-1]) if present.size else 0
+    ret = np.cumsum(pairs_at)[:max_hamm].astype(np.float64)
+    good = np.cumsum(good_at)[:max_hamm].astype(np.float64)
+    total = float(good_at.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec = good / total
+    return {"Pre": good / (ret + np.finfo(np.float64).eps), "Rec": rec}
+
+
+_BLOCK_PAIRS = 1 << 22
+
+
+def _matlab_loop(p, ks, *, bug: bool, radius: bool) -> dict:
+    """The MATLAB loops over distances with hammingDist.m's saturation, one query block at a time."""
+    q_words = V.to_numpy(p.q.words, "qB")
+    db_words = V.to_numpy(p.db.words, "rB")
+    ql, dbl = V.to_numpy(p.ql, "qL"), V.to_numpy(p.dbl, "rL")
+    nbits, n, nq = p.nbits, p.db.n, p.q.n
+    full = nbits // 8  # a partial last byte has zero padding bits, so it is never all ones
+    q_bytes = q_words.view(np.uint8)[:, :full]
+    db_bytes = np.ascontiguousarray(db_words.view(np.uint8)[:, :full].T)  # (full, N): one row per byte
+    ks_arr = np.asarray(ks, dtype=np.int64)
+    mp = 0.0
+    tmap, tpre, trec = (np.zeros(len(ks)) for _ in range(3))
+    pairs_at = np.zeros(nbits + 1, np.int64)
+    good_at = np.zeros(nbits + 1, np.int64)
+    pos = np.arange(1, n + 1, dtype=np.float64)
+    step = max(1, _BLOCK_PAIRS // n)
+    for i0 in range(0, nq, step):
+        i1 = min(nq, i0 + step)
+        d = V.to_numpy(p.kernels.hamming(p.q.words[i0:i1], p.db.words, p.nthreads), "distances")
+        d = d.astype(np.int16)
+        if bug:
+            for b in range(full):
+                d -= (db_bytes[b][None, :] == (~q_bytes[i0:i1, b])[:, None])
+        rel = np.zeros(d.shape, dtype=bool)
+        for w in range(ql.shape[1]):
+            rel |= (ql[i0:i1, w][:, None] & dbl[:, w][None, :]) != 0
+        if radius:
+            pairs_at += np.bincount(d.ravel(), minlength=nbits + 1)[: nbits + 1]
+            good_at += np.bincount(d[rel], minlength=nbits + 1)[: nbits + 1]
+        order = np.argsort(d, axis=1, kind="stable")  # MATLAB sort: stable
+        gnd = np.take_along_axis(rel, order, axis=1)
+        cum = np.cumsum(gnd, axis=1, dtype=np.float64)
+        terms = np.where(gnd, cum / pos, 0.0)
+        tsum = cum[:, -1]
+        has = tsum > 0
+        # mean(count ./ tindex) summed in index order, as MATLAB's mean does
+        mp += float((terms.sum(1)[has] / tsum[has]).sum())
+        for j, k in enumerate(ks_arr):
+            hits = cum[:, k - 1]
+            ok = has & (hits > 0)
+            tmap[j] += float((terms[:, :k].sum(1)[ok] / hits[ok]).sum())
+            tpre[j] += float((hits[ok] / k).sum())
+            trec[j] += float((hits[ok] / tsum[ok]).sum())
+    out = {"map": mp / nq}
+    if len(ks):
+        out.update(topkMap=tmap / nq, topkPre=tpre / nq, topkRec=trec / nq)
+    if radius:
+        out.update(_matlab_pr(pairs_at, good_at))
+    return out
