@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from ._command import run_command
+from ._command import missing_extra, run_command
 
 # command -> (module, function adding its arguments, function running it, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -18,8 +18,10 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "encode": ("hashkit.encode", "add_encode_arguments", "run_encode", "encode features with a trained run"),
     "list-methods": ("hashkit.methods._cli", "add_list_methods_arguments", "run_list_methods",
                      "list the registered methods"),
-    "eval": ("hashkit.eval", "add_eval_arguments", "run_eval", "evaluate a saved code file"),
-    "search": ("hashkit.search", "add_search_arguments", "run_search", "exact top-k / radius search"),
+    "eval": ("hashkit.eval", "add_eval_arguments", "run_eval", "evaluate saved code files"),
+    "report": ("hashkit.tables", "add_report_arguments", "run_report",
+               "tables (mean ± std over seeds) and figures of several runs, for a paper"),
+    "search": ("hashkit.search_cli", "add_search_arguments", "run_search", "exact top-k / radius search"),
     "datasets": ("hashkit.data.cli", "add_datasets_arguments", "run_datasets",
                  "list supported datasets, or check a dataset file"),
     "bench": ("hashkit._bench", "add_bench_arguments", "run_bench", "quick kernel timing on this machine"),
@@ -52,7 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hashkit: unknown command {command!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module, add_name, run_name, help_ = COMMANDS[command]
-    mod = importlib.import_module(module)
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        # hashkit train / encode / list-methods need PyTorch, an extra since the core (eval,
+        # report, search, metrics) installs without it.
+        hint = missing_extra(exc)
+        if hint is None:
+            raise
+        print(f"hashkit {command}: error: {hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nhashkit {command}: interrupted", file=sys.stderr)
+        return 130
     return run_command(f"hashkit {command}", help_, getattr(mod, add_name), getattr(mod, run_name), argv[1:])
 
 

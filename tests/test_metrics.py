@@ -316,7 +316,7 @@ def test_report_says_what_was_measured():
     assert d["empty_queries"] == int((rel.sum(1) == 0).sum()) >= 1
     assert d["ties"] == "aware" and d["radius_average"] == "pooled"
     assert set(d["conventions"]) == set(d["metrics"])
-    assert "top 5" in d["conventions"]["map@5"] and "inside the top 5" in d["conventions"]["map@5"]
+    assert d["conventions"]["map@5"].endswith("; k = 5") and "inside the top k" in d["conventions"]["map@5"]
     assert "tie-aware" in d["conventions"]["map"] and "counts 0" in d["conventions"]["map"]
     assert "pooled" in d["conventions"]["p@r1/pooled"] and "per query" in d["conventions"]["p@r1/query"]
     pq = d["per_query"]

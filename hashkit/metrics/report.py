@@ -90,6 +90,7 @@ def radius_key(r: int, average: str) -> str:
 
 
 def _conventions(ties: str, radius_average: str) -> dict[str, str]:
+    """One sentence per metric family; ``@k`` and radius metrics get "; k = 50" / "; r = 2" appended."""
     tie = {"index": "ties by database index (stable sort, as MATLAB sort and np.argsort(kind='stable'))",
            "aware": "ties tie-aware: the expectation over random orders within each tie (He et al., 2018)",
            "optimistic": "ties optimistic: relevant items first within each tie",
@@ -106,8 +107,9 @@ def _conventions(ties: str, radius_average: str) -> dict[str, str]:
         "p@k": f"relevant items among the first k / k, {tie}; mean over all queries",
         "r@k": f"relevant items among the first k / R, {tie}; a query with R = 0 counts 0; mean over all "
                "queries",
-        "ndcg@k": "DCG@k = sum of gain / log2(position + 1), gain = number of shared labels, ties by "
-                  "database index; divided by the ideal DCG@k; ideal DCG 0 counts 0; mean over all queries",
+        "ndcg@k": "DCG@k = sum of gain / log2(position + 1) over the first k, gain = number of shared "
+                  "labels, ties by database index; divided by the ideal DCG@k; ideal DCG 0 counts 0; "
+                  "mean over all queries",
         "acg@k": "mean number of shared labels over the first k positions, ties by database index; "
                  "mean over all queries",
         "p@r/query": "items within Hamming distance <= r (whole ties); " + avg["per-query"],
@@ -203,7 +205,7 @@ def report(qB, rB, qL, rL, metrics: Sequence[str] | str = ("map",), ks=None, tie
         for j, k in enumerate(kk):
             out[f"{prefix}@{k}"] = float(values[:, j].mean())
             pq[f"{prefix}@{k}"] = values[:, j]
-            conv[f"{prefix}@{k}"] = conv_all[metric].replace("top k", f"top {k}").replace("first k", f"first {k}")
+            conv[f"{prefix}@{k}"] = f"{conv_all[metric]}; k = {k}"
 
     for m in wanted:
         if m == "map":
@@ -217,7 +219,7 @@ def report(qB, rB, qL, rL, metrics: Sequence[str] | str = ("map",), ks=None, tie
             for k in kk:
                 vals = _ap_values(st, k, ties, "hashing")
                 out[f"map@{k}"], pq[f"map@{k}"] = _mean(vals, None, False), vals
-                conv[f"map@{k}"] = conv_all["map@k"].replace("top k", f"top {k}")
+                conv[f"map@{k}"] = f"{conv_all['map@k']}; k = {k}"
         elif m == "p@k":
             per_k("p", _precision_values(st, kk, ties), "p@k")
         elif m == "r@k":
@@ -244,7 +246,7 @@ def report(qB, rB, qL, rL, metrics: Sequence[str] | str = ("map",), ks=None, tie
                 out[key], pq[key] = float(vals.mean()), vals
             else:
                 out[key] = float(_precision_radius(st, "pooled")[col])
-            conv[key] = conv_all[f"p@r/{_SUFFIX[avg]}"].replace("<= r", f"<= {r}")
+            conv[key] = f"{conv_all[f'p@r/{_SUFFIX[avg]}']}; r = {r}"
     if not details:
         return out
     res = {"nbits": int(st.nbits), "n_query": int(p.q.n), "n_db": int(n_db), "n_labels": int(st.nlabels),
