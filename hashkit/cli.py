@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from ._command import missing_extra, run_command
@@ -27,6 +28,19 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "bench": ("hashkit._bench", "add_bench_arguments", "run_bench", "quick kernel timing on this machine"),
     "info": ("hashkit.kernels._select", "add_info_arguments", "run_info", "what was built and which kernels run"),
 }
+
+
+# Commands that need PyTorch (the "train" extra). Checked before the command's module is
+# imported: without torch the method registry would offer only the methods that import without
+# it, and "invalid choice: 'dcmh'" would hide what is missing.
+NEEDS_TORCH = ("train", "encode", "list-methods")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -54,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hashkit: unknown command {command!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module, add_name, run_name, help_ = COMMANDS[command]
+    if command in NEEDS_TORCH and not _installed("torch") and "-h" not in argv and "--help" not in argv:
+        print(f"hashkit {command}: error: this needs torch, which is not installed: pip install 'hashkit[train]'",
+              file=sys.stderr)
+        return 1
     try:
         mod = importlib.import_module(module)
     except ImportError as exc:

@@ -20,8 +20,10 @@ otherwise an error naming ``--packed-bits``; labels must be 0/1 or class ids; a 
 column, which could be either, needs ``labels="class-ids"`` or ``"multi-hot"``.
 
 Only the arrays that are used are read, and only after their declared shapes agree with each
-other and fit the read limit (:data:`READ_LIMIT_ENV`); a member that declares more data than it
-holds, and a truncated or corrupt file, are one-line ``ValueError`` s naming the file.
+other and fit the read limit (:data:`READ_LIMIT_ENV`, shared with every ``.mat`` / HDF5 read);
+a member that declares more data than it holds, and a truncated or corrupt file, are one-line
+``ValueError`` s naming the file. MATLAB and HDF5 files go through hashkit's one safe MAT
+reader (:mod:`hashkit.data._matfile`).
 """
 
 from __future__ import annotations
@@ -72,9 +74,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
 #: and 1, ``"multi-hot"`` as one label that rows with 0 lack.
 LABEL_READINGS = ("auto", "class-ids", "multi-hot")
 
-#: Environment variable: the most bytes a code file may declare for the arrays hashkit reads
-#: from it (default: half of this machine's memory).
-READ_LIMIT_ENV = "HASHKIT_MAX_READ_BYTES"
+#: Environment variable: the most bytes the arrays read from one code file may declare
+#: together (default 8 GiB; the same limit as every ``.mat`` / HDF5 read, docs/DATA.md).
+READ_LIMIT_ENV = "HASHKIT_MAX_ARRAY_BYTES"
 
 DEEPHASH_FILES = ("tst_binary.npy", "trn_binary.npy", "tst_label.npy", "trn_label.npy")
 
@@ -339,16 +341,11 @@ def _run_config(p: Path) -> dict:
 
 
 def _read_limit() -> int:
-    env = os.environ.get(READ_LIMIT_ENV)
-    if env:
-        try:
-            return int(float(env))
-        except ValueError:
-            raise ValueError(f"{READ_LIMIT_ENV}: expected a number of bytes, got {env!r}") from None
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
-        return 8 << 30
+    # One limit for every array file hashkit reads whole (HASHKIT_MAX_ARRAY_BYTES, 8 GiB by
+    # default), the MAT reader's; here it bounds the code and label arrays of one file together.
+    from .data._matfile import max_bytes_default
+
+    return max_bytes_default()
 
 
 class _Arrays:
@@ -415,48 +412,38 @@ class _NpzArrays(_Arrays):
 
 
 class _MatArrays(_Arrays):
+    """A ``.mat`` (v5 / v7.3) or HDF5 file, through hashkit's one safe MAT reader
+    (:func:`hashkit.data.inspect_arrays` / :func:`hashkit.data.read_arrays`): declarations
+    first, then only the keys asked for, each checked against what the file holds."""
+
     kind = "MATLAB / HDF5"
 
     def __init__(self, path: Path):
         super().__init__(path)
-        from .data._matfile import MatFile
+        from .data._matfile import inspect_arrays
 
         try:
-            mf = MatFile(path)
-            self.format = mf.format
-            for k in mf.keys():
-                shape = tuple(int(s) for s in mf.shape_of(k))
-                # v7.3 arrays come back in MATLAB's order: the HDF5 shape reversed
-                self.shapes[k] = shape[::-1] if self.format == "v7.3" and len(shape) >= 2 else shape
-                self.itemsize[k] = 8  # not known before reading: assume the widest numbers
-        except FileNotFoundError:
+            self.infos = inspect_arrays(path)
+        except (FileNotFoundError, ValueError):
             raise
         except _CORRUPT as exc:
             raise self.fail(exc) from None
-        except Exception as exc:  # scipy's MAT reader raises its own types for a corrupt file
-            if isinstance(exc, MemoryError):
-                raise
-            raise self.fail(exc) from None
+        for k, info in self.infos.items():
+            if info.kind in ("numeric", "logical"):
+                # MATLAB's shape (v7.3 axes reversed back), as read_arrays returns the array
+                self.shapes[k] = tuple(int(s) for s in info.shape)
+                self.itemsize[k] = max(1, int(info.nbytes // max(info.elements, 1)))
 
     def read(self, keys):
         from .data._matfile import read_arrays
 
         keys = list(keys)
         try:
-            out = read_arrays(self.path, keys=keys)
-        except FileNotFoundError:
+            return read_arrays(self.path, keys=keys, shapes={k: self.shapes[k] for k in keys})
+        except (FileNotFoundError, ValueError):
             raise
         except _CORRUPT as exc:
             raise self.fail(exc) from None
-        except Exception as exc:  # as above
-            if isinstance(exc, MemoryError):
-                raise
-            raise self.fail(exc) from None
-        missing = [k for k in keys if k not in out]
-        if missing:
-            raise ValueError(f"{self.path}: key {missing[0]!r} is not a numeric array "
-                             "(a MATLAB struct, cell or sparse matrix?)")
-        return out
 
 
 class _PtArrays(_Arrays):
@@ -560,8 +547,7 @@ def _check_budget(src: _Arrays, keys: Iterable[str]) -> None:
     limit = _read_limit()
     if total > limit:
         raise ValueError(f"{src.path}: the arrays to read ({', '.join(keys)}) declare {total / 2**30:.1f} GiB, "
-                         f"above the read limit of {limit / 2**30:.1f} GiB (half of this machine's memory; "
-                         f"set {READ_LIMIT_ENV} to change it)")
+                         f"above the read limit of {limit / 2**30:.1f} GiB (set {READ_LIMIT_ENV} to change it)")
 
 
 def _scalar_int(arr, p: Path, key: str) -> int:

@@ -207,8 +207,8 @@ def cross_modal(seed, nbits=16):
 
 
 def refs(b):
-    return {"i2t": oracle_map(b["qi"], b["rt"], b["ql"], b["rl"]), "t2i": oracle_map(b["qt"], b["ri"], b["ql"], b["rl"]),
-            "i2i": oracle_map(b["qi"], b["ri"], b["ql"], b["rl"]), "t2t": oracle_map(b["qt"], b["rt"], b["ql"], b["rl"])}
+    pairs = {"i2t": ("qi", "rt"), "t2i": ("qt", "ri"), "i2i": ("qi", "ri"), "t2t": ("qt", "rt")}
+    return {d: oracle_map(b[q], b[r], b["ql"], b["rl"]) for d, (q, r) in pairs.items()}
 
 
 def pm(x):
@@ -374,7 +374,8 @@ def test_v73_reads_only_the_keys_it_uses(tmp_path, capsys, monkeypatch):
     assert path.stat().st_size < 200_000
     asked = []
     real = _matfile.read_arrays
-    monkeypatch.setattr(_matfile, "read_arrays", lambda p, keys=None, **kw: asked.append(keys) or real(p, keys=keys, **kw))
+    monkeypatch.setattr(_matfile, "read_arrays",
+                        lambda p, keys=None, **kw: asked.append(keys) or real(p, keys=keys, **kw))
     rc, out, err = cli(capsys, path)
     assert rc == 0, err
     assert i2i_map(out) == pytest.approx(oracle_map(qb, rb, ql, rl), rel=1e-12)
@@ -395,9 +396,9 @@ def test_v73_huge_code_array_is_refused_before_reading(tmp_path, capsys, monkeyp
 def test_read_limit(tmp_path, capsys, monkeypatch):
     b = cross_modal(13)
     path, _ = write_form("research-npz", tmp_path, b)
-    monkeypatch.setenv("HASHKIT_MAX_READ_BYTES", "1000")
+    monkeypatch.setenv("HASHKIT_MAX_ARRAY_BYTES", "1000")
     rc, _, err = cli(capsys, path)
-    one_line_error(rc, err, "read limit", "HASHKIT_MAX_READ_BYTES")
+    one_line_error(rc, err, "read limit", "HASHKIT_MAX_ARRAY_BYTES")
 
 
 def test_pt_files_never_run_code(tmp_path, capsys):
