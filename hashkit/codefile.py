@@ -751,6 +751,10 @@ def _codes_from_array(arr: np.ndarray, p: Path, key: str, packed_bits, file_bits
                 return from_bytes(arr, file_bits, bitorder)
             except ValueError as exc:
                 raise ValueError(f"read as {file_bits}-bit packed codes (key {bits_key!r}): {exc}") from None
+        if integer:
+            # one value per bit: as int8, so that a uint64 array of 0/1 is not taken for
+            # hashkit's own packed words (pack's rule for uint64 input)
+            arr = arr.astype(np.int8)
         return pack(arr, name=key)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{p}: key {key!r}: {exc}") from None

@@ -260,6 +260,8 @@ def from_bytes(data: Any, nbits: int, bitorder: str = "little") -> "Codes":
                         f"got {V.describe(arr)}")
     if arr.ndim != 2:
         raise ValueError(f"data: expected a 2-D array (n, words) of packed codes, got {V.describe(arr)}")
+    if not arr.dtype.isnative:  # a big-endian file: its bytes, read in memory order, would be swapped
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     width = arr.dtype.itemsize * 8
     need = -(-nbits // width)
     if arr.shape[1] != need:

@@ -409,8 +409,8 @@ def run_eval(args) -> int:
         for i, res in enumerate(results):
             if i:
                 print()
-            print(f"{res['source']} ({_label(res)})" if res.get("meta") and _label(res) != Path(res["source"]).name
-                  else res["source"])
+            what = _label(res)
+            print(res["source"] if what == Path(res["source"]).name else f"{res['source']} ({what})")
             print(format_table(res, args.digits))
     if args.plot:
         for p in plot_curves(results, args.plot, formats):

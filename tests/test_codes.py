@@ -228,6 +228,8 @@ def test_from_bytes_matches_an_independent_packer(width, bitorder, nbits):
     np.testing.assert_array_equal(c.words, expected)
     signed = data.view(f"int{width}")                       # torch keeps words as int64
     np.testing.assert_array_equal(Codes.from_bytes(signed, nbits, bitorder).words, expected)
+    swapped = data.astype(data.dtype.newbyteorder(">"))     # the same values, stored big-endian
+    np.testing.assert_array_equal(Codes.from_bytes(swapped, nbits, bitorder).words, expected)
     if width == 8:
         np.testing.assert_array_equal(c.to_bytes(bitorder), data)
         np.testing.assert_array_equal(

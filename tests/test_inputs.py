@@ -140,11 +140,13 @@ def test_int64_words_with_an_nbits_key(tmp_path, capsys):
 def test_uint8_bits_and_pm1_int8_are_one_value_per_bit(tmp_path, capsys):
     qb, rb, ql, rl = bits_data(3)
     ref = oracle_map(qb, rb, ql, rl)
-    for name, q, r in (("u8.npz", qb, rb), ("pm.npz", 2 * qb.astype(np.int8) - 1, 2 * rb.astype(np.int8) - 1)):
+    for name, q, r in (("u8.npz", qb, rb), ("pm.npz", 2 * qb.astype(np.int8) - 1, 2 * rb.astype(np.int8) - 1),
+                       ("u64.npz", qb.astype(np.uint64), rb.astype(np.uint64))):     # not packed words
         np.savez(tmp_path / name, qB=q, rB=r, query_L=ql, retrieval_L=rl)
         rc, out, err = cli(capsys, tmp_path / name)
         assert rc == 0, err
         assert i2i_map(out) == pytest.approx(ref, rel=1e-12)
+        assert out["directions"]["i2i"]["nbits"] == 24, name
 
 
 def test_a_single_01_label_column_must_be_named(tmp_path, capsys):
