@@ -492,7 +492,8 @@ def add_report_arguments(parser) -> None:
     parser.add_argument("--per-query", default=None, metavar="FILE.csv",
                         help="also write every per-query value to this CSV (for significance tests)")
     parser.add_argument("--wilcoxon", action="store_true",
-                        help="Wilcoxon signed-rank test, paired over queries, between the two code sets given")
+                        help="Wilcoxon signed-rank test, paired over queries, between the two code sets given "
+                             "(after the tables; with --format csv a second CSV block, with json one document)")
     parser.add_argument("--plot", metavar="DIR", default=None,
                         help="also write PR-by-radius and precision@k figures (one line per method) into DIR")
     parser.add_argument("--plot-format", default="png", metavar="png,pdf,svg", help="figure formats (default: png)")

