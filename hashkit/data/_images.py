@@ -71,7 +71,8 @@ class ImageFolderSource(Source):
             i = missing[0]
             raise ValueError(f"{origin}: expected an image file for every name, found "
                              f"{len(missing)} missing under {self.folder} (first: item {i}, "
-                             f"{self.names[i]!r}); pass image_dir=FOLDER")
+                             f"{self.names[i]!r}); pass --data-option image_dir=FOLDER "
+                             f"(image_dir= in Python)")
 
     def take(self, idx):
         Image = _pil()
@@ -114,4 +115,4 @@ def find_image_dir(folders, names, explicit=None) -> Path:
     shown = ", ".join(os.fspath(t) for t in tried[:6])
     raise FileNotFoundError(f"image folder not found: no {names[0]!r} (the first image name) "
                             f"in {shown}{', ...' if len(tried) > 6 else ''}; pass "
-                            f"image_dir=FOLDER")
+                            f"--data-option image_dir=FOLDER (image_dir= in Python)")

@@ -89,7 +89,7 @@ def _subdirs(folder: Path) -> list:
 
 def _missing_message(dataset: str, folder: Path, layouts, finder: Finder | None) -> str:
     lines = [f"{dataset}: dataset files not found in {folder} or the folders below it (pass "
-             f"root=FOLDER, or set HASHKIT_DATA so that files live in $HASHKIT_DATA/"
+             f"--data-root FOLDER, root=FOLDER in Python, or set HASHKIT_DATA so that files live in $HASHKIT_DATA/"
              f"{dataset}). Expected one of:"]
     for lay in layouts:
         lines.append(f"  layout {lay.name!r} ({lay.source}):")

@@ -38,7 +38,8 @@ def read(root, file=None, image="auto"):
         raise FileNotFoundError(
             f"{NAME}: expected {' or '.join(names)} (HDF5 or MATLAB v7.3 with keys "
             f"train_data/train_y/train_L, test_data/test_y/test_L, data_set/dataset_y/"
-            f"dataset_L) in {folder}; pass root=FOLDER and file=NAME")
+            f"dataset_L) in {folder}; pass --data-root FOLDER --data-option "
+            f"file=NAME (root=, file= in Python)")
     mf = MatFile(path)
     keys = mf.keys()
     missing = [k for _, *ks in PARTS for k in ks if k not in keys]
