@@ -16,7 +16,7 @@ def describe_file(path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     if path.suffix == ".npz":
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             return {"path": str(path), "format": "npz",
                     "variables": [{"key": k, "shape": list(z[k].shape), "dtype": str(z[k].dtype)}
                                   for k in z.files]}
