@@ -67,9 +67,10 @@ SELECT_CHOICES = ("last", "best-val")
 
 # Keys of config.json that describe the machine or follow from the data: ignored when a
 # config is rerun, and allowed to differ when a run is resumed (with the device, the
-# validation frequency and the data folder, which may move between attempts).
+# validation frequency, the data folder and the plugins loaded, which may change between
+# attempts without changing the run).
 _DERIVED_KEYS = ("image_dim", "text_dim", "nlabels", "hashkit_checkpoint_format", "environment")
-_RESUME_MAY_DIFFER = ("device", "eval_every", "data_root") + _DERIVED_KEYS
+_RESUME_MAY_DIFFER = ("device", "eval_every", "data_root", "plugins") + _DERIVED_KEYS
 
 # Files and folders a run writes (``hashkit encode`` adds encoded.npz, DAPH proxy_codes.pt).
 RUN_ENTRIES = ("config.json", "split.json", "metrics.jsonl", "metrics.csv", "results.json", "codes.npz",
@@ -157,21 +158,23 @@ def _lr_key(key: str) -> bool:
     return key == "lr" or key.endswith("_lr")
 
 
-def _check_config_values(cfg: Mapping, given: Sequence[str] = ()) -> None:
+def _check_config_values(cfg: Mapping, defaults: Mapping | None = None) -> None:
     """Hyper-parameters that cannot mean anything: caught before a single step is taken.
 
     ``--lr inf`` used to give a NaN loss every epoch and ``--batch-size -3`` zero steps per
-    epoch, and both exited 0 as if trained. Every float must be finite; the values in
-    ``given`` (the ones a user set) must also be in range: epochs >= 0, batch sizes >= 1,
-    learning rates > 0. Defaults are exempt from the ranges because a closed-form method
-    declares the options it does not use as 0 (cca-itq: ``batch_size=0, lr=0.0``).
+    epoch, and both exited 0 as if trained. Every float must be finite; values that differ
+    from the method's ``defaults`` must also be in range: epochs >= 0, batch sizes >= 1,
+    learning rates > 0. A default is left alone because a closed-form method declares the
+    options it does not use as 0 (cca-itq: ``batch_size=0, lr=0.0``), also when a config
+    file repeats them.
     """
     from ._validate import check_int, describe
 
+    defaults = defaults or {}
     for key, value in cfg.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"config[{key!r}]: expected a finite number, got {value!r}")
-        if key not in given:
+        if key in defaults and value == defaults[key]:
             continue
         if key.endswith("epochs"):
             check_int(value, f"config[{key!r}]", min_value=0, what="a non-negative number of epochs")
@@ -328,7 +331,7 @@ class Trainer:
             self.protocol = man.protocol
         overrides = dict(config or {})
         self.config = self.method_cls.resolve_config(overrides, dataset=self.dataset_name)
-        _check_config_values(self.config, given=overrides)
+        _check_config_values(self.config, self.method_cls.default_config(self.dataset_name))
         self.epochs = check_int(self.config["epochs"], "config['epochs']", min_value=0,
                                 what="a non-negative number of epochs")
         # eval_every = 0 means "never" wherever a user sets it (--eval-every, --set, a config
@@ -380,7 +383,6 @@ class Trainer:
         import torch
 
         from ._version import __version__
-
         from .methods._plugins import loaded_plugins
 
         return {
@@ -1116,7 +1118,8 @@ def _run_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{spec['method']}-{spec['dataset']}")
     _check_out_folder(out)
     # Check the hyper-parameters before the data is read (a big dataset takes a while).
-    _check_config_values(method_cls.resolve_config(spec["config"], dataset=spec["dataset"]), given=spec["config"])
+    _check_config_values(method_cls.resolve_config(spec["config"], dataset=spec["dataset"]),
+                         method_cls.default_config(spec["dataset"]))
     from . import data as _data
 
     ds = _data.load(spec["dataset"], root=spec["data_root"], seed=spec["split_seed"], protocol=spec["protocol"],

@@ -435,6 +435,16 @@ def test_meaningless_hyper_parameters_are_one_line_errors(tmp_path, capsys, flag
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
+def test_a_config_file_repeating_unused_zero_defaults_is_fine():
+    from hashkit.methods.cca_itq import CCAITQ
+
+    cfg = CCAITQ.default_config("tiny")  # batch_size=0, lr=0.0: options cca-itq does not use
+    assert cfg["batch_size"] == 0 and cfg["lr"] == 0.0
+    Trainer("cca-itq", tiny_dataset(), 8, None, config=cfg, progress=False)
+    with pytest.raises(ValueError, match="positive batch size"):
+        Trainer("cca-itq", tiny_dataset(), 8, None, config={"batch_size": -3}, progress=False)
+
+
 def test_a_loss_that_is_not_finite_stops_the_run_naming_epoch_and_term(tmp_path, capsys):
     from hashkit.train import TrainingDiverged
 
