@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -37,9 +38,38 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         # file the user writes, so apply the usual umask.
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        # A full disk names the temporary file; the user knows the destination.
+        if exc.errno is not None and exc.filename in (None, str(tmp_path), tmp_path):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def clean_temporaries(folder: str | os.PathLike, names) -> list[Path]:
+    """Remove the temporary files :func:`atomic_path` left beside ``names`` in ``folder``.
+
+    A writer killed mid-write (``kill -9`` during a checkpoint) leaves ``.last.pt.XXXXXXXX.pt``
+    beside ``last.pt``; nothing else reads it, and it may be large. Call this only while no
+    other process can be writing there (the Trainer holds the run folder's lock).
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for name in names:
+        for p in folder.glob(f".{glob.escape(name)}.*"):
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def _umask() -> int:

@@ -15,10 +15,16 @@ def add_list_methods_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hashkit list-methods``."""
     parser.add_argument("-v", "--verbose", action="store_true", help="also print each method's defaults")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--plugin", action="append", metavar="MODULE",
+                        help="import MODULE first (methods registered outside hashkit; installed packages' "
+                             "'hashkit.methods' entry points are always loaded)")
 
 
 def run_list_methods(args: argparse.Namespace) -> int:
     """``hashkit list-methods``: the registry, one line per method (defaults with -v)."""
+    from ._plugins import load_plugins
+
+    load_plugins(getattr(args, "plugin", None) or ())
     rows = []
     for name in list_methods():
         cls = get_method(name)
