@@ -84,8 +84,14 @@ def pixels_nchw(view) -> Callable:
 
 
 def has_features(view) -> bool:
-    """Feature datasets expose ``images``; raw-pixel datasets only ``pixel_batch`` (data contract)."""
+    """Whether a view's images enter as features (else raw pixels through ``pixel_batch``).
+
+    A dataset says which with ``image_input`` (a release may hold both); otherwise feature
+    datasets expose ``images`` and raw-pixel datasets only ``pixel_batch`` (data contract).
+    """
     ds = getattr(view, "dataset", None)
+    if ds is not None and getattr(ds, "image_input", None) in ("features", "pixels"):
+        return ds.image_input == "features"
     if ds is not None and hasattr(ds, "image_dim"):
         return ds.image_dim is not None
     return getattr(view, "images", None) is not None

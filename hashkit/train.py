@@ -69,7 +69,8 @@ SELECT_CHOICES = ("last", "best-val")
 # config is rerun, and allowed to differ when a run is resumed (with the device, the
 # validation frequency, the data folder and the plugins loaded, which may change between
 # attempts without changing the run).
-_DERIVED_KEYS = ("image_dim", "text_dim", "nlabels", "hashkit_checkpoint_format", "environment")
+_DERIVED_KEYS = ("image_dim", "text_dim", "nlabels", "hashkit_checkpoint_format", "environment", "image_input",
+                 "input")
 _RESUME_MAY_DIFFER = ("device", "eval_every", "data_root", "plugins") + _DERIVED_KEYS
 
 # Files and folders a run writes (``hashkit encode`` adds encoded.npz, DAPH proxy_codes.pt).
@@ -392,7 +393,12 @@ class Trainer:
             "device": self.device, "eval_every": self.eval_every, "select": self.select,
             "patience": self.patience, "config": self.config,
             "plugins": [p.split(" ", 1)[1] for p in loaded_plugins() if p.startswith("--plugin ")],
-            "image_dim": (self.ds.image_dim if hasattr(self.ds, "image_dim")
+            # Which image input trains (raw pixels through a CNN, or features) and from which
+            # file and key: a release may ship both (DCMH's NUS-WIDE-21: pixels and a 500-d XAll).
+            "image_input": getattr(self.ds, "image_input", None),
+            "input": getattr(self.ds, "input_description", None),
+            "image_dim": (None if getattr(self.ds, "image_input", "features") == "pixels"
+                          else self.ds.image_dim if hasattr(self.ds, "image_dim")
                           else int(self.ds.train.images.shape[1])),
             "text_dim": int(self.ds.text_dim) if hasattr(self.ds, "text_dim") else int(self.ds.train.texts.shape[1]),
             "nlabels": int(self.ds.nlabels) if hasattr(self.ds, "nlabels") else int(self.ds.train.labels.shape[1]),
@@ -484,6 +490,8 @@ class Trainer:
             if load:
                 self._load_checkpoint(self.checkpoint_path, cfg)
             elif self.out_dir is not None:
+                if cfg["input"]:
+                    self.log(f"{self.dataset_name}: {cfg['input']}")
                 write_json(self.out_dir / "config.json", cfg)
                 write_json(self.out_dir / "split.json", _manifest(self.ds))
                 atomic_write_text(self.out_dir / "metrics.jsonl", "")

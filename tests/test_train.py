@@ -534,3 +534,35 @@ def test_encode_labels_are_checked_not_truncated(tmp_path, capsys):
     assert rc == 1 and "non-negative integer class ids" in err
     rc, err = run(ds.retrieval.labels[:-1])
     assert rc == 1 and f"one row per encoded item ({n})" in err
+
+
+@pytest.mark.parametrize("image_input", ["pixels", "features"])
+def test_config_says_which_image_input_trains(tmp_path, image_input):
+    """A release with both pixels and features (DCMH's NUS-WIDE-21): the dataset's choice decides
+    what the method is built for, and config.json and the log say which input and file."""
+    from hashkit.data import Manifest, Protocol, from_arrays, make_split
+    from hashkit.encode import has_features
+
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = np.eye(3, dtype=np.uint8)[rng.integers(0, 3, n)]
+    ds = from_arrays("both", labels, rng.random((n, 7)).astype(np.float32),
+                     images=rng.random((n, 5)).astype(np.float32),
+                     pixels=rng.integers(0, 255, (n, 8, 6, 3), dtype=np.uint8))
+    ds.image_input = image_input
+    proto = Protocol("t", query=10, train=30, val=5)
+    ds.apply_split(Manifest(dataset="both", protocol="t", kind=proto.kind, seed=0, n=n,
+                            **make_split(labels, proto, seed=0)))
+    lines = []
+    t = Trainer("cca-itq", ds, 4, tmp_path / "run", progress=False, log=lines.append)
+    cfg = t.resolved_config()
+    assert cfg["image_input"] == image_input
+    assert cfg["image_dim"] == (5 if image_input == "features" else None)
+    assert ("raw pixels" if image_input == "pixels" else "5-d features") in cfg["input"]
+    assert has_features(ds.train) == (image_input == "features")
+    if image_input == "features":
+        t.prepare()
+        t.close()
+        assert any("image input: 5-d features" in line for line in lines)
+        saved = json.loads((tmp_path / "run" / "config.json").read_text())
+        assert saved["image_input"] == "features" and "5-d features" in saved["input"]
