@@ -49,6 +49,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ._command import IntList
 from ._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ._io import atomic_write_text, clean_temporaries, json_default, write_json
 from ._runlock import LOCK_NAME, RunLock
@@ -1041,7 +1042,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split protocol of the dataset (hashkit datasets lists them; default its standard one)")
     parser.add_argument("--split", default=None, metavar="MANIFEST",
                         help="reuse a saved split exactly (a run's split.json, or a manifest .json/.npz)")
-    parser.add_argument("--bits", type=int, nargs="+", default=None, help="code lengths (default 32)")
+    parser.add_argument("--bits", action=IntList, default=None, help="code lengths: 16 32 64 or 16,32,64 (default 32)")
     parser.add_argument("--out", default=None,
                         help="output folder; each run goes to OUT/{bits}bits-seed{seed} "
                              "(default OUT: runs/METHOD-DATASET)")
@@ -1054,8 +1055,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override any method option (repeatable; lists as 1024,512 or [1024, 512]; "
                              "see hashkit list-methods -v)")
     parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="several training seeds, one run folder each (OUT/{bits}bits-seed{seed})")
+    parser.add_argument("--seeds", action=IntList, default=None,
+                        help="several training seeds (0 1 2 or 0,1,2), one run folder each (OUT/{bits}bits-seed{seed})")
     parser.add_argument("--split-seed", type=int, default=None, help="dataset split seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--threads", type=int, default=None,

@@ -566,3 +566,10 @@ def test_config_says_which_image_input_trains(tmp_path, image_input):
         assert any("image input: 5-d features" in line for line in lines)
         saved = json.loads((tmp_path / "run" / "config.json").read_text())
         assert saved["image_input"] == "features" and "5-d features" in saved["input"]
+
+
+def test_bits_and_seeds_take_both_list_syntaxes():
+    for argv in (["--bits", "16", "32", "--seeds", "0", "1"], ["--bits", "16,32", "--seeds", "0,1"],
+                 ["--bits", "16", "--bits", "32", "--seeds", "0,1"]):
+        args = _parse(add_train_arguments, ["--method", "dcmh", *argv])
+        assert args.bits == [16, 32] and args.seeds == [0, 1]
