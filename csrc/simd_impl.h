@@ -202,6 +202,213 @@ int64_t collect32(const int32_t* d, int64_t n, int32_t lim, uint32_t* pos) {
 }
 #endif
 
+// ---- filter: distance and selection in one (FilterFn) ----
+
+inline int64_t collect_any(const uint16_t* d, int64_t n, uint16_t lim, uint32_t* pos) {
+    return collect16(d, n, lim, pos);
+}
+inline int64_t collect_any(const int32_t* d, int64_t n, int32_t lim, uint32_t* pos) {
+    return collect32(d, n, lim, pos);
+}
+
+// Distances first, then the selection: the AVX-512 path, whose vector popcount makes the
+// distance pass cheap (the composition the drivers used before FilterFn existed).
+template <class DistT, DistFn<DistT> Dist>
+int64_t filter_dc(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, DistT lim,
+                  DistT* buf, uint32_t* pos, DistT* dist) {
+    Dist(q, db, n, w, buf);
+    const int64_t m = collect_any(buf, n, lim, pos);
+    for (int64_t c = 0; c < m; ++c) dist[c] = buf[pos[c]];
+    return m;
+}
+
+template <int W>
+inline uint32_t dist_one(const uint64_t* q, const uint64_t* x, int64_t w) {
+    uint32_t c = 0;
+    if (W > 0) {
+        for (int t = 0; t < W; ++t) c += pc64(q[t] ^ x[t]);
+    } else {
+        for (int64_t t = 0; t < w; ++t) c += pc64(q[t] ^ x[t]);
+    }
+    return c;
+}
+
+// Scalar popcount: eight distances kept in registers with their minimum, one test per eight;
+// only a block with a hit is written out (branch-free, in order).
+template <int W, class DistT>
+int64_t filter_scalar(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, DistT lim,
+                      DistT*, uint32_t* pos, DistT* dist) {
+    const int64_t ww = W > 0 ? W : w;
+    const uint32_t l = static_cast<uint32_t>(lim);
+    int64_t m = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        uint32_t d[8];
+        uint32_t mn = ~0u;
+        for (int t = 0; t < 8; ++t) {
+            d[t] = dist_one<W>(q, db + (j + t) * ww, ww);
+            mn = d[t] < mn ? d[t] : mn;
+        }
+        if (mn > l) continue;
+        for (int t = 0; t < 8; ++t) {
+            pos[m] = static_cast<uint32_t>(j + t);
+            dist[m] = static_cast<DistT>(d[t]);
+            m += d[t] <= l;
+        }
+    }
+    for (; j < n; ++j) {
+        const uint32_t d = dist_one<W>(q, db + j * ww, ww);
+        pos[m] = static_cast<uint32_t>(j);
+        dist[m] = static_cast<DistT>(d);
+        m += d <= l;
+    }
+    return m;
+}
+
+#if HK_IMPL_AVX2
+// AVX2 has no vector popcount: per-byte counts by two nibble lookups (vpshufb), summed per
+// 64-bit lane by vpsadbw. Sixteen codes are counted, packed into sixteen 16-bit words and
+// compared with the limit at once; only a block with a hit leaves the registers. Measured on
+// Zen 3 (one thread, 1M 64-bit codes): 0.24 ns per code, against 0.76 for scalar popcount into
+// a buffer followed by a vector compare (the former dist + collect), 0.42 for scalar popcount
+// with a register-resident minimum (filter_scalar).
+inline __m256i pop_bytes(__m256i v) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4)),
+                           _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4)));
+}
+
+// Four registers of four 64-bit sums (each < 2^16) as sixteen words, a's four first: two
+// saturating packs interleave them in 128-bit lanes, one dword permute restores the order.
+inline __m256i words16(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i abcd = _mm256_packus_epi32(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
+    return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// The hits of one block of sixteen: word t of s is the distance of code j + t; mask has bit
+// 2t set for a hit (movemask of a 16-bit compare).
+inline int64_t emit16(__m256i s, uint32_t mask, int64_t j, int64_t m, uint32_t* pos, uint16_t* dist) {
+    alignas(32) uint16_t dd[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dd), s);
+    mask &= 0x55555555u;
+    while (mask) {
+        const int t = __builtin_ctz(mask) >> 1;
+        pos[m] = static_cast<uint32_t>(j + t);
+        dist[m] = dd[t];
+        ++m;
+        mask &= mask - 1;
+    }
+    return m;
+}
+
+int64_t filter1_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, uint16_t lim,
+                     uint16_t*, uint32_t* pos, uint16_t* dist) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i qv = _mm256_set1_epi64x(static_cast<long long>(q[0]));
+    // hit: d < lim + 1 (a signed 16-bit compare: d <= 64, the limit clamped to 65)
+    const uint32_t l = lim < 64 ? lim : 64;
+    const __m256i l1 = _mm256_set1_epi16(static_cast<short>(l + 1));
+    auto four = [&](const uint64_t* x) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+        return _mm256_sad_epu8(pop_bytes(_mm256_xor_si256(v, qv)), zero);
+    };
+    int64_t m = 0, j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const uint64_t* x = db + j;
+        const __m256i s = words16(four(x), four(x + 4), four(x + 8), four(x + 12));
+        const uint32_t mask = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
+        if (mask) m = emit16(s, mask, j, m, pos, dist);
+    }
+    for (; j < n; ++j) {
+        const uint32_t d = pc64(q[0] ^ db[j]);
+        pos[m] = static_cast<uint32_t>(j);
+        dist[m] = static_cast<uint16_t>(d);
+        m += d <= l;
+    }
+    return m;
+}
+
+// Below this limit the two-word filter first tests the first word alone (a lower bound of the
+// distance), which rejects nearly every block of sixteen at half the cost: a random 64-bit
+// word is within 20 bits of the query's with probability 1.1e-3. Above it (wide radii, the
+// first tiles of a top-k) the full distance is cheaper than testing twice.
+constexpr uint32_t kFirstWordMax = 20;
+
+int64_t filter2_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, uint16_t lim,
+                     uint16_t*, uint32_t* pos, uint16_t* dist) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i q01 = _mm256_setr_epi64x(static_cast<long long>(q[0]), static_cast<long long>(q[1]),
+                                           static_cast<long long>(q[0]), static_cast<long long>(q[1]));
+    const __m256i q00 = _mm256_set1_epi64x(static_cast<long long>(q[0]));
+    const uint32_t l = lim < 128 ? lim : 128;
+    const __m256i l1 = _mm256_set1_epi16(static_cast<short>(l + 1));
+    // Codes 4g..4g+3 come out of the unpacks as 4g, 4g+2, 4g+1, 4g+3: swap the middle words
+    // of every four (an in-lane byte shuffle) to put code j + t at word t.
+    const __m256i fix = _mm256_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15,
+                                         0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
+    // codes x[0..1] and x[2..3] (two words each): their full distances / first-word distances
+    auto full = [&](const uint64_t* x) {
+        const __m256i p0 = pop_bytes(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)), q01));
+        const __m256i p1 = pop_bytes(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), q01));
+        return _mm256_sad_epu8(_mm256_add_epi8(_mm256_unpacklo_epi64(p0, p1), _mm256_unpackhi_epi64(p0, p1)), zero);
+    };
+    auto first = [&](const uint64_t* x) {
+        const __m256i lo = _mm256_unpacklo_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)),
+                                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
+        return _mm256_sad_epu8(pop_bytes(_mm256_xor_si256(lo, q00)), zero);
+    };
+    auto block_full = [&](const uint64_t* x) {
+        return _mm256_shuffle_epi8(words16(full(x), full(x + 8), full(x + 16), full(x + 24)), fix);
+    };
+    int64_t m = 0, j = 0;
+    if (l <= kFirstWordMax) {
+        for (; j + 16 <= n; j += 16) {
+            const uint64_t* x = db + 2 * j;
+            const __m256i s0 = words16(first(x), first(x + 8), first(x + 16), first(x + 24));
+            if (!_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s0))) continue;
+            const __m256i s = block_full(x);
+            const uint32_t mask = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
+            if (mask) m = emit16(s, mask, j, m, pos, dist);
+        }
+    } else {
+        for (; j + 16 <= n; j += 16) {
+            const __m256i s = block_full(db + 2 * j);
+            const uint32_t mask = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
+            if (mask) m = emit16(s, mask, j, m, pos, dist);
+        }
+    }
+    for (; j < n; ++j) {
+        const uint32_t d = pc64(q[0] ^ db[2 * j]) + pc64(q[1] ^ db[2 * j + 1]);
+        pos[m] = static_cast<uint32_t>(j);
+        dist[m] = static_cast<uint16_t>(d);
+        m += d <= l;
+    }
+    return m;
+}
+#endif
+
+template <class DistT>
+FilterFn<DistT> pick_filter(int64_t w) {
+#if HK_IMPL_AVX512
+    if (w == 1) return &filter_dc<DistT, &dist_w<1, DistT>>;
+    if (w == 2) return &filter_dc<DistT, &dist2_avx512<DistT>>;
+    if (w == 4) return &filter_dc<DistT, &dist4_avx512<DistT>>;
+    return &filter_dc<DistT, &distn_avx512<DistT>>;
+#else
+#if HK_IMPL_AVX2
+    if constexpr (std::is_same<DistT, uint16_t>::value) {
+        if (w == 1) return &filter1_avx2;
+        if (w == 2) return &filter2_avx2;
+    }
+#endif
+    if (w == 1) return &filter_scalar<1, DistT>;
+    if (w == 2) return &filter_scalar<2, DistT>;
+    if (w == 4) return &filter_scalar<4, DistT>;
+    return &filter_scalar<0, DistT>;
+#endif
+}
+
 template <int LW>
 void rel_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint8_t* out) {
     const int64_t ll = LW > 0 ? LW : lw;
@@ -452,6 +659,8 @@ Prims fill(Isa isa, int64_t w, int64_t lw) {
     p.dist32 = pick_dist<int32_t>(w);
     p.collect16 = &collect16;
     p.collect32 = &collect32;
+    p.filter16 = pick_filter<uint16_t>(w);
+    p.filter32 = pick_filter<int32_t>(w);
     p.rel = lw == 1 ? &rel_w<1> : &rel_w<0>;
     p.gain = lw == 1 ? &gain_w<1> : &gain_w<0>;
     p.ap_lanes_tab = &ap_lanes_tab;
