@@ -624,6 +624,8 @@ inline int64_t rank_block(int64_t n) {
 constexpr int64_t kPosTableMin = 4096;
 // Kept items turned into ranks per chunk (the term buffer).
 constexpr int64_t kChunk = 1024;
+// ap_lanes_tab's offsets for values that are already final: one (zero) entry per top byte.
+constexpr uint64_t kZeroOffsets[256] = {};
 
 template <class DistT, bool kPack>
 void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cut,
@@ -870,8 +872,11 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                     auto flush = [&]() {
                         if (fill == 0) return;
                         const uint64_t* pk = pkb.data();
-                        const uint64_t none = 0;  // the staged values are final ranks
-                        p.ap_lanes_tab(pk, fill, 0, &none, 1, 0, ~uint64_t{0},
+                        // The staged values are final ranks: every offset is 0. The table
+                        // has an entry for every top byte, since ap_lanes_tab indexes it with
+                        // v >> 56, which is a relevant rank's bits 24..31 here (non-zero past
+                        // 2^24 relevant items: a one-entry table was read out of bounds).
+                        p.ap_lanes_tab(pk, fill, 0, kZeroOffsets, 256, 0, ~uint64_t{0},
                                        static_cast<uint64_t>(first_m), lanes);
                         for (int64_t c = 0; c < fill && C > 0; ++c)
                             if (static_cast<int64_t>(pk[c] & kLow32) <= last_cut)

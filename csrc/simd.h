@@ -40,7 +40,8 @@ using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int6
 // first_m, lanes[8 + l] += t, for c in [0, m) in order: one call per segment, the lanes
 // continuing across calls. Each lane is its own running sum; every path gives the same bits.
 // wlo: where the 32 most used table entries start (a hint for the vector path; any value works).
-// Values that are already final (below 2^56) take a one-entry zero table.
+// tab must have an entry for every v >> 56 that occurs: values that are already final take a
+// 256-entry zero table (their top byte is part of the relevant rank past 2^24 relevant items).
 constexpr int kLanes = 8;
 // keep clears bits of v that carry something else (a graded walk's gains).
 using ApLanesTabFn = void (*)(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
