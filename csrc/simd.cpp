@@ -3,6 +3,7 @@
 // ever compiled for a newer ISA than the CPU has (the linker could otherwise keep that copy).
 #include "simd.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
