@@ -302,6 +302,23 @@ inline int64_t emit16(__m256i s, uint32_t mask, int64_t j, int64_t m, uint32_t* 
     return m;
 }
 
+// The same from sixteen distances in code order (branch-free).
+inline int64_t emit_all16(const uint16_t* dd, uint32_t l, int64_t j, int64_t m, uint32_t* pos,
+                          uint16_t* dist) {
+    for (int t = 0; t < 16; ++t) {
+        pos[m] = static_cast<uint32_t>(j + t);
+        dist[m] = dd[t];
+        m += dd[t] <= l;
+    }
+    return m;
+}
+
+// In each block of sixteen the last four codes are counted by scalar popcount: the integer
+// units are otherwise idle in these loops, and moving a quarter of the codes to them took
+// about 10% off (Zen 3: 0.36 -> 0.32 ns per code for the two-word pre-test, 0.54 -> 0.49 for
+// the full two-word distance). The vector part fills their words with a value no limit reaches.
+constexpr int kVecCodes = 12;
+
 int64_t filter1_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, uint16_t lim,
                      uint16_t*, uint32_t* pos, uint16_t* dist) {
     const __m256i zero = _mm256_setzero_si256();
@@ -313,12 +330,22 @@ int64_t filter1_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, 
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
         return _mm256_sad_epu8(pop_bytes(_mm256_xor_si256(v, qv)), zero);
     };
+    const __m256i none = _mm256_set1_epi64x(0x7fff);
+    const uint64_t q0 = q[0];
     int64_t m = 0, j = 0;
     for (; j + 16 <= n; j += 16) {
         const uint64_t* x = db + j;
-        const __m256i s = words16(four(x), four(x + 4), four(x + 8), four(x + 12));
-        const uint32_t mask = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
-        if (mask) m = emit16(s, mask, j, m, pos, dist);
+        const __m256i s = words16(four(x), four(x + 4), four(x + 8), none);
+        uint32_t d[16 - kVecCodes], mn = ~0u;
+        for (int t = 0; t < 16 - kVecCodes; ++t) {
+            d[t] = pc64(q0 ^ x[kVecCodes + t]);
+            mn = d[t] < mn ? d[t] : mn;
+        }
+        if (!_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)) && mn > l) continue;
+        alignas(32) uint16_t dd[16];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dd), s);
+        for (int t = 0; t < 16 - kVecCodes; ++t) dd[kVecCodes + t] = static_cast<uint16_t>(d[t]);
+        m = emit_all16(dd, l, j, m, pos, dist);
     }
     for (; j < n; ++j) {
         const uint32_t d = pc64(q[0] ^ db[j]);
@@ -329,10 +356,10 @@ int64_t filter1_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, 
     return m;
 }
 
-// Below this limit the two-word filter first tests the first word alone (a lower bound of the
-// distance), which rejects nearly every block of sixteen at half the cost: a random 64-bit
-// word is within 20 bits of the query's with probability 1.1e-3. Above it (wide radii, the
-// first tiles of a top-k) the full distance is cheaper than testing twice.
+// Below this limit the two-word filter first tests one word of each code alone (a lower bound
+// of the distance), which rejects nearly every block of sixteen at about half the cost: a
+// random 64-bit word is within 20 bits of the query's with probability 1.1e-3. Above it (wide
+// radii, the first tiles of a top-k) the full distance is cheaper than testing twice.
 constexpr uint32_t kFirstWordMax = 20;
 
 int64_t filter2_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, uint16_t lim,
@@ -340,7 +367,6 @@ int64_t filter2_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, 
     const __m256i zero = _mm256_setzero_si256();
     const __m256i q01 = _mm256_setr_epi64x(static_cast<long long>(q[0]), static_cast<long long>(q[1]),
                                            static_cast<long long>(q[0]), static_cast<long long>(q[1]));
-    const __m256i q00 = _mm256_set1_epi64x(static_cast<long long>(q[0]));
     const uint32_t l = lim < 128 ? lim : 128;
     const __m256i l1 = _mm256_set1_epi16(static_cast<short>(l + 1));
     // Codes 4g..4g+3 come out of the unpacks as 4g, 4g+2, 4g+1, 4g+3: swap the middle words
@@ -353,29 +379,49 @@ int64_t filter2_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, 
         const __m256i p1 = pop_bytes(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), q01));
         return _mm256_sad_epu8(_mm256_add_epi8(_mm256_unpacklo_epi64(p0, p1), _mm256_unpackhi_epi64(p0, p1)), zero);
     };
+    // A lower bound of the four distances from one word of each code: the first word of codes
+    // 0 and 1, the second of codes 2 and 3, taken by a blend (any pipe; an unpack would use
+    // the shuffle unit that the nibble lookups already keep busy). Same lane order as full().
     auto first = [&](const uint64_t* x) {
-        const __m256i lo = _mm256_unpacklo_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)),
-                                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
-        return _mm256_sad_epu8(pop_bytes(_mm256_xor_si256(lo, q00)), zero);
+        const __m256i w = _mm256_blend_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)),
+                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), 0xcc);
+        return _mm256_sad_epu8(pop_bytes(_mm256_xor_si256(w, q01)), zero);
     };
     auto block_full = [&](const uint64_t* x) {
         return _mm256_shuffle_epi8(words16(full(x), full(x + 8), full(x + 16), full(x + 24)), fix);
     };
+    const __m256i none = _mm256_set1_epi64x(0x7fff);
+    const uint64_t q0 = q[0], q1 = q[1];
     int64_t m = 0, j = 0;
     if (l <= kFirstWordMax) {
         for (; j + 16 <= n; j += 16) {
             const uint64_t* x = db + 2 * j;
-            const __m256i s0 = words16(first(x), first(x + 8), first(x + 16), first(x + 24));
-            if (!_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s0))) continue;
+            const __m256i s0 = words16(first(x), first(x + 8), first(x + 16), none);
+            uint32_t mn = ~0u;
+            for (int t = kVecCodes; t < 16; ++t) {
+                const uint32_t d = pc64(q0 ^ x[2 * t]);
+                mn = d < mn ? d : mn;
+            }
+            if (!_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s0)) && mn > l) continue;
             const __m256i s = block_full(x);
             const uint32_t mask = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
             if (mask) m = emit16(s, mask, j, m, pos, dist);
         }
     } else {
         for (; j + 16 <= n; j += 16) {
-            const __m256i s = block_full(db + 2 * j);
-            const uint32_t mask = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
-            if (mask) m = emit16(s, mask, j, m, pos, dist);
+            const uint64_t* x = db + 2 * j;
+            const __m256i s = _mm256_shuffle_epi8(words16(full(x), full(x + 8), full(x + 16), none), fix);
+            uint32_t d[16 - kVecCodes], mn = ~0u;
+            for (int t = 0; t < 16 - kVecCodes; ++t) {
+                const uint64_t* c = x + 2 * (kVecCodes + t);
+                d[t] = pc64(q0 ^ c[0]) + pc64(q1 ^ c[1]);
+                mn = d[t] < mn ? d[t] : mn;
+            }
+            if (!_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)) && mn > l) continue;
+            alignas(32) uint16_t dd[16];
+            _mm256_store_si256(reinterpret_cast<__m256i*>(dd), s);
+            for (int t = 0; t < 16 - kVecCodes; ++t) dd[kVecCodes + t] = static_cast<uint16_t>(d[t]);
+            m = emit_all16(dd, l, j, m, pos, dist);
         }
     }
     for (; j < n; ++j) {
