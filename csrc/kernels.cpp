@@ -76,9 +76,9 @@ DistFn<DistT> dist_fn(const Prims& p) {
 }
 
 template <class DistT>
-CollectFn<DistT> collect_fn(const Prims& p) {
-    if constexpr (std::is_same<DistT, uint16_t>::value) return p.collect16;
-    else return p.collect32;
+FilterFn<DistT> filter_fn(const Prims& p) {
+    if constexpr (std::is_same<DistT, uint16_t>::value) return p.filter16;
+    else return p.filter32;
 }
 
 // Candidates admitted for one query by top-k selection, in database-index order.
@@ -102,9 +102,10 @@ struct Selection {
         below = 0;
     }
 
-    void admit(const DistT* buf, const uint32_t* pos, int64_t m, int64_t j0, int64_t k) {
+    // The m candidates of a tile: positions pos (in index order) from j0, distances dist.
+    void admit(const DistT* dist, const uint32_t* pos, int64_t m, int64_t j0, int64_t k) {
         for (int64_t c = 0; c < m; ++c) {
-            const int64_t dd = buf[pos[c]];
+            const int64_t dd = dist[c];
             if (dd >= t) continue;  // t fell while walking this tile
             ++h[dd];
             idx.push_back(j0 + pos[c]);
@@ -143,14 +144,13 @@ template <class DistT>
 void topk_select(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* out_d,
                  int64_t* out_i) {
     const Prims p = get_prims(best_isa(), q.w, 1);
-    const DistFn<DistT> dist = dist_fn<DistT>(p);
-    const CollectFn<DistT> collect = collect_fn<DistT>(p);
+    const FilterFn<DistT> filter = filter_fn<DistT>(p);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
     const size_t cap = static_cast<size_t>(2 * k + 4096);
     run_blocks(nblocks, nthreads, [&]() {
         return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
-                sel = std::vector<Selection<DistT>>(kQueryBlock),
+                cd = std::vector<DistT>(T + 16), sel = std::vector<Selection<DistT>>(kQueryBlock),
                 off = std::vector<int64_t>(nbits + 2)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
             for (int64_t i = q0; i < q1; ++i) sel[i - q0].reset(nbits);
@@ -159,9 +159,10 @@ void topk_select(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int3
                 for (int64_t i = q0; i < q1; ++i) {
                     Selection<DistT>& s = sel[i - q0];
                     if (s.t == 0) continue;
-                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
-                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(s.t - 1), pos.data());
-                    s.admit(buf.data(), pos.data(), m, j0, k);
+                    const int64_t m = filter(q.data + i * W, db.data + j0 * W, n, W,
+                                             static_cast<DistT>(s.t - 1), buf.data(), pos.data(),
+                                             cd.data());
+                    s.admit(cd.data(), pos.data(), m, j0, k);
                     if (s.idx.size() > cap) s.compact(k);
                 }
             }
@@ -277,8 +278,7 @@ constexpr int64_t kDenseHits = 8;  // a query is dense past N / kDenseHits hits
 template <class DistT, class IdxT>
 RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
     const Prims p = get_prims(best_isa(), q.w, 1);
-    const DistFn<DistT> dist = dist_fn<DistT>(p);
-    const CollectFn<DistT> collect = collect_fn<DistT>(p);
+    const FilterFn<DistT> filter = filter_fn<DistT>(p);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t rr = std::min(r, nbits), nr = rr + 1;
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
@@ -315,18 +315,20 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
     res.lims.assign(static_cast<size_t>(q.n + 1), 0);
     int64_t* lims = res.lims.data();
     run_blocks(nblocks, nthreads, [&]() {
-        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16)](int64_t b) mutable {
+        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
+                cd = std::vector<DistT>(T + 16)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t i = q0; i < q1; ++i) {
-                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
-                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(rr), pos.data());
+                    const int64_t m = filter(q.data + i * W, db.data + j0 * W, n, W,
+                                             static_cast<DistT>(rr), buf.data(), pos.data(),
+                                             cd.data());
                     if (m == 0) continue;
                     Hits& h = hits[i];
                     if (!h.dense && h.n + m > cap) h.make_dense(nr);
                     if (h.dense) {
-                        for (int64_t c = 0; c < m; ++c) ++h.cnt[buf[pos[c]]];
+                        for (int64_t c = 0; c < m; ++c) ++h.cnt[cd[c]];
                         h.n += m;
                         continue;
                     }
@@ -335,7 +337,7 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
                     DistT* hd = h.d.get() + h.n;
                     for (int64_t c = 0; c < m; ++c) {
                         hi[c] = static_cast<IdxT>(j0 + pos[c]);
-                        hd[c] = buf[pos[c]];
+                        hd[c] = cd[c];
                     }
                     h.n += m;
                 }
@@ -381,6 +383,7 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
     const int64_t nd = static_cast<int64_t>(dense.size());
     run_blocks((nd + kQueryBlock - 1) / kQueryBlock, nthreads, [&]() {
         return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
+                cd = std::vector<DistT>(T + 16),
                 off = std::vector<int64_t>(kQueryBlock * nr)](int64_t b) mutable {
             const int64_t k0 = b * kQueryBlock, k1 = std::min(nd, k0 + kQueryBlock);
             for (int64_t k = k0; k < k1; ++k)
@@ -389,11 +392,12 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t k = k0; k < k1; ++k) {
                     const int64_t i = dense[k];
-                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
-                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(rr), pos.data());
+                    const int64_t m = filter(q.data + i * W, db.data + j0 * W, n, W,
+                                             static_cast<DistT>(rr), buf.data(), pos.data(),
+                                             cd.data());
                     int64_t* o = off.data() + (k - k0) * nr;
                     for (int64_t c = 0; c < m; ++c) {
-                        const DistT dd = buf[pos[c]];
+                        const DistT dd = cd[c];
                         const int64_t at = o[dd]++;
                         out_i[at] = j0 + pos[c];
                         out_d[at] = static_cast<int32_t>(dd);
@@ -620,6 +624,8 @@ inline int64_t rank_block(int64_t n) {
 constexpr int64_t kPosTableMin = 4096;
 // Kept items turned into ranks per chunk (the term buffer).
 constexpr int64_t kChunk = 1024;
+// ap_lanes_tab's offsets for values that are already final: one (zero) entry per top byte.
+constexpr uint64_t kZeroOffsets[256] = {};
 
 template <class DistT, bool kPack>
 void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cut,
@@ -866,8 +872,11 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                     auto flush = [&]() {
                         if (fill == 0) return;
                         const uint64_t* pk = pkb.data();
-                        const uint64_t none = 0;  // the staged values are final ranks
-                        p.ap_lanes_tab(pk, fill, 0, &none, 1, 0, ~uint64_t{0},
+                        // The staged values are final ranks: every offset is 0. The table
+                        // has an entry for every top byte, since ap_lanes_tab indexes it with
+                        // v >> 56, which is a relevant rank's bits 24..31 here (non-zero past
+                        // 2^24 relevant items: a one-entry table was read out of bounds).
+                        p.ap_lanes_tab(pk, fill, 0, kZeroOffsets, 256, 0, ~uint64_t{0},
                                        static_cast<uint64_t>(first_m), lanes);
                         for (int64_t c = 0; c < fill && C > 0; ++c)
                             if (static_cast<int64_t>(pk[c] & kLow32) <= last_cut)
