@@ -355,6 +355,7 @@ py::dict py_build_info() {
     d["flags"] = HASHKIT_CXX_FLAGS;
     d["build_type"] = HASHKIT_BUILD_TYPE;
     d["simd_path"] = hk::simd_path();
+    d["simd_self_test"] = hk::simd_self_test();
     d["simd_paths_compiled"] = py::make_tuple("scalar", "popcnt", "avx2", "avx512-vpopcntdq");
     d["hardware_threads"] = std::thread::hardware_concurrency();
     d["pybind11"] = std::to_string(PYBIND11_VERSION_MAJOR) + "." +
@@ -384,6 +385,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("dbl"), py::arg("nbits"), py::arg("cutoffs"), py::arg("first_m"),
           py::arg("graded"), py::arg("nlabels"), py::arg("nthreads") = 0,
           "Statistics of the stable (distance, index) ranking; see docs/INTERNALS.md.");
-    m.def("simd_path", &hk::simd_path, "The popcount/SIMD path chosen for this CPU.");
+    m.def("simd_path", &hk::simd_path, "The popcount/SIMD path chosen for this CPU (after its self-test).");
+    m.def("simd_self_test", &hk::simd_self_test,
+          "What the start-up self-test of the SIMD paths against the scalar path found.");
     m.def("build_info", &py_build_info, "Compiler, flags and version of this build.");
 }

@@ -143,7 +143,7 @@ struct Selection {
 template <class DistT>
 void topk_select(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* out_d,
                  int64_t* out_i) {
-    const Prims p = get_prims(best_isa(), q.w, 1);
+    const Prims p = get_prims(active_isa(), q.w, 1);
     const FilterFn<DistT> filter = filter_fn<DistT>(p);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
@@ -232,7 +232,7 @@ void place_indices(const DistT* __restrict d, int64_t n, int64_t nbits, int64_t 
 template <class DistT>
 void topk_full(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* out_d,
                int64_t* out_i) {
-    const Prims p = get_prims(best_isa(), q.w, 1);
+    const Prims p = get_prims(active_isa(), q.w, 1);
     const DistFn<DistT> dist = dist_fn<DistT>(p);
     const int64_t W = q.w, N = db.n;
     run_blocks(q.n, nthreads, [&]() {
@@ -277,7 +277,7 @@ constexpr int64_t kDenseHits = 8;  // a query is dense past N / kDenseHits hits
 
 template <class DistT, class IdxT>
 RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
-    const Prims p = get_prims(best_isa(), q.w, 1);
+    const Prims p = get_prims(active_isa(), q.w, 1);
     const FilterFn<DistT> filter = filter_fn<DistT>(p);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t rr = std::min(r, nbits), nr = rr + 1;
@@ -480,7 +480,7 @@ struct TileEval {
 template <class DistT>
 void hist_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, int nthreads,
                int64_t* hist_all, int64_t* hist_rel) {
-    const Prims p = get_prims(best_isa(), q.w, ql.w);
+    const Prims p = get_prims(active_isa(), q.w, ql.w);
     const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
     const int64_t N = db.n, T = tile_rows(q.w + ql.w);
     const int64_t nb1 = nbits + 1;
@@ -631,7 +631,7 @@ template <class DistT, bool kPack>
 void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cut,
                int64_t C, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
                const RankStatsOut& out) {
-    const Prims p = get_prims(best_isa(), q.w, ql.w);
+    const Prims p = get_prims(active_isa(), q.w, ql.w);
     const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
     PrepFn<DistT> prep;
     Tile11Fn<DistT> tile11;
@@ -930,10 +930,10 @@ int resolve_threads(int64_t nthreads) {
     return hc > 0 ? static_cast<int>(hc) : 1;
 }
 
-const char* simd_path() { return isa_name(best_isa()); }
+const char* simd_path() { return isa_name(active_isa()); }
 
 void hamming(Codes q, Codes db, int nthreads, int32_t* out) {
-    const Prims p = get_prims(best_isa(), q.w, 1);
+    const Prims p = get_prims(active_isa(), q.w, 1);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
     run_blocks(nblocks, nthreads, [&]() {

@@ -83,6 +83,12 @@ struct Prims {
 // The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512 may lower it, for
 // testing the fallbacks on a fast machine; it never raises it above what cpuid reports).
 Isa best_isa();
+// The path the kernels run: best_isa() once it has passed the start-up self-test against the
+// scalar path (selftest.cpp), else the best lower path that does. A path that was never
+// executed where it was written can thus never give a user a wrong answer, only a slower one.
+Isa active_isa();
+// What the self-test found, for hashkit info: e.g. "avx2 passed (checked against scalar)".
+const char* simd_self_test();
 const char* isa_name(Isa isa);
 Prims get_prims(Isa isa, int64_t w, int64_t lw);
 
