@@ -84,3 +84,43 @@ def test_caller_labels_not_modified():
     hashkit.metrics.mean_average_precision(Q16, D16, ql, dl)
     np.testing.assert_array_equal(ql, before[0])
     np.testing.assert_array_equal(dl, before[1])
+
+
+# Careless use: several Python threads calling the Numba backend at once. Under Numba's
+# workqueue threading layer (its fallback where neither TBB nor OpenMP loads, e.g. macOS without
+# libomp) concurrent parallel launches abort the whole process (SIGABRT), so it runs in a child.
+_WORKQUEUE_SCRIPT = """
+import threading, numpy as np, hashkit
+from hashkit.kernels import _numba
+_numba._MIN_WORK_PER_THREAD = 1  # several Numba threads even on these small inputs
+rng = np.random.default_rng(0)
+q = rng.choice([-1, 1], size=(64, 64)); db = rng.choice([-1, 1], size=(3000, 64))
+L = (rng.random((64, 5)) < 0.3).astype(np.uint8); DL = (rng.random((3000, 5)) < 0.3).astype(np.uint8)
+want = [hashkit.topk(q, db, 10, backend="numba"), hashkit.radius_search(q, db, 28, backend="numba").idx,
+        hashkit.metrics.mean_average_precision(q, db, L, DL, backend="numba")]
+assert _numba.threading_layer() == "workqueue", _numba.threading_layer()
+wrong = []
+def work():
+    for _ in range(15):
+        got = [hashkit.topk(q, db, 10, backend="numba"), hashkit.radius_search(q, db, 28, backend="numba").idx,
+               hashkit.metrics.mean_average_precision(q, db, L, DL, backend="numba")]
+        if not (all(np.array_equal(a, b) for a, b in zip(got[0], want[0]))
+                and np.array_equal(got[1], want[1]) and got[2] == want[2]):
+            wrong.append(1)
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("wrong", len(wrong))
+"""
+
+
+def test_numba_backend_from_threads_under_workqueue_layer(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="4")
+    res = subprocess.run([sys.executable, "-c", _WORKQUEUE_SCRIPT], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"rc={res.returncode}\n{res.stderr[-2000:]}"
+    assert res.stdout.strip() == "wrong 0", res.stdout

@@ -484,11 +484,18 @@ def _jit() -> SimpleNamespace:
 # several threads onto tiny inputs.
 _MIN_WORK_PER_THREAD = 1 << 17
 
+# Numba's workqueue threading layer (what Numba falls back to where neither TBB nor OpenMP
+# loads, e.g. macOS without libomp) is not thread-safe: two Python threads launching parallel
+# kernels at once abort the process (SIGABRT, issue 14). Under that layer, and only there,
+# launches are serialised by this lock; TBB and OpenMP run concurrent callers in parallel.
+_workqueue_lock = threading.Lock()
+
 
 class _threads:
     """Run a kernel on ``nthreads`` Numba threads (0 = all), restoring the caller's setting.
 
     At most one thread per query row and per ``_MIN_WORK_PER_THREAD`` units of work are used.
+    Under the workqueue threading layer one kernel runs at a time (see ``_workqueue_lock``).
     """
 
     def __init__(self, nthreads, q, db):
@@ -500,14 +507,21 @@ class _threads:
         numba = _jit().numba
         nthreads = _as_int(self.nthreads, "nthreads", 0)
         most = numba.config.NUMBA_NUM_THREADS
-        self.previous = numba.get_num_threads()
+        self.previous = numba.get_num_threads()  # also starts the threading layer: it is known now
+        self.lock = _workqueue_lock if numba.threading_layer() == "workqueue" else None
         n = most if nthreads == 0 else min(nthreads, most)
         n = max(1, min(n, self.rows, self.work // max(1, _MIN_WORK_PER_THREAD)))
+        if self.lock is not None:
+            self.lock.acquire()
         numba.set_num_threads(n)
         return n
 
     def __exit__(self, *exc) -> None:
-        _jit().numba.set_num_threads(self.previous)
+        try:
+            _jit().numba.set_num_threads(self.previous)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def threading_layer() -> str:
