@@ -91,28 +91,52 @@ hk::Codes take_codes(py::handle h, const char* name, U64& keep, int64_t w_must =
     return hk::Codes{keep.data(), n, w};
 }
 
-int64_t take_int(py::handle h, const char* name) {
+// `overflow` is set to -1 / +1 (and 0 returned) when the integer does not fit in int64; `text`
+// receives its decimal form then, for the message.
+int64_t take_int(py::handle h, const char* name, int& overflow, std::string& text) {
     if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr())) {
         throw py::type_error(std::string(name) + ": expected an integer, got " + type_name(h));
     }
     py::int_ v = py::reinterpret_steal<py::int_>(PyNumber_Index(h.ptr()));
     if (!v) throw py::error_already_set();
-    int overflow = 0;
+    overflow = 0;
     const long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
-    if (overflow) {
-        throw py::value_error(std::string(name) + ": integer out of range, got " +
-                              py::str(v).cast<std::string>());
-    }
-    return static_cast<int64_t>(x);
+    if (overflow) text = py::str(static_cast<py::handle>(v)).cast<std::string>();
+    return overflow ? 0 : static_cast<int64_t>(x);
 }
 
 int64_t take_int_in(py::handle h, const char* name, int64_t lo, int64_t hi) {
-    const int64_t x = take_int(h, name);
-    if (x < lo || x > hi) {
+    int overflow = 0;
+    std::string text;
+    const int64_t x = take_int(h, name, overflow, text);
+    if (overflow || x < lo || x > hi) {
         throw py::value_error(std::string(name) + ": expected an integer in [" + std::to_string(lo) +
-                              ", " + std::to_string(hi) + "], got " + std::to_string(x));
+                              ", " + std::to_string(hi) + "], got " +
+                              (overflow ? text : std::to_string(x)));
     }
     return x;
+}
+
+// A radius follows one rule on every backend (hashkit/_validate.py check_radius, same
+// messages): any non-negative integer of any size; r >= nbits selects every item, so it is
+// clamped to nbits. 2^63 and beyond are valid radii, not an overflow (issue 14).
+int64_t take_radius(py::handle h, int64_t nbits) {
+    if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr())) {
+        throw py::type_error("r: expected a non-negative integer radius, got " + type_name(h));
+    }
+    int overflow = 0;
+    std::string text;
+    int64_t x = 0;
+    try {
+        x = take_int(h, "r", overflow, text);
+    } catch (py::error_already_set&) {  // __index__ exists but refused (e.g. a 0-d float array)
+        throw py::type_error("r: expected a non-negative integer radius, got " + type_name(h));
+    }
+    if (overflow < 0 || (overflow == 0 && x < 0)) {
+        throw py::value_error("r: expected a non-negative integer radius, got " +
+                              (overflow ? text : std::to_string(x)));
+    }
+    return (overflow > 0 || x > nbits) ? nbits : x;
 }
 
 int take_threads(py::handle h) {
@@ -242,7 +266,7 @@ py::tuple py_radius(py::handle q_, py::handle db_, py::handle nbits_, py::handle
     const hk::Codes q = take_codes(q_, "q", qa);
     const hk::Codes db = take_codes(db_, "db", dba, q.w, "q");
     const int64_t nbits = take_nbits(nbits_, q);
-    const int64_t r = take_int_in(r_, "r", 0, INT64_MAX);
+    const int64_t r = take_radius(r_, nbits);
     const int nt = take_threads(nthreads_);
     check_padding(q, nbits, "q", "code bits beyond nbits =");
     check_padding(db, nbits, "db", "code bits beyond nbits =");

@@ -12,6 +12,7 @@ and ``as_labels``.
 from __future__ import annotations
 
 import numbers
+import operator
 import sys
 from typing import Any, Iterable, Sequence
 
@@ -132,9 +133,24 @@ def check_topk_out(out: Any, q_n: int, k: int, name: str = "out") -> tuple[np.nd
     return out[0], out[1]
 
 
-def check_radius(r: Any, name: str = "r") -> int:
-    """A Hamming radius: an integer >= 0 (inclusive: items at distance <= r)."""
-    return check_int(r, name, min_value=0, what="a non-negative integer radius")
+def check_radius(r: Any, name: str = "r", nbits: int | None = None) -> int:
+    """A Hamming radius (inclusive: items at distance <= r), with ``nbits`` clamped to it.
+
+    One rule on every backend (issue 14): any non-negative integer of any size is accepted
+    (anything with ``__index__`` except a bool, so NumPy integers and 0-d integer arrays too);
+    ``r >= nbits`` selects every item, so with ``nbits`` given the result is ``min(r, nbits)``
+    (``2**64`` is a valid radius, not an overflow). The C++ binding's ``take_radius``
+    (csrc/bindings.cpp) applies the same rule with the same messages.
+    """
+    if isinstance(r, (bool, np.bool_)) or not hasattr(type(r), "__index__"):
+        raise TypeError(f"{name}: expected a non-negative integer radius, got {describe(r)}")
+    try:
+        r = operator.index(r)
+    except TypeError:  # e.g. a 0-d float array: __index__ exists but refuses
+        raise TypeError(f"{name}: expected a non-negative integer radius, got {describe(r)}") from None
+    if r < 0:
+        raise ValueError(f"{name}: expected a non-negative integer radius, got {r}")
+    return r if nbits is None else min(r, nbits)
 
 
 def check_nthreads(nthreads: Any, name: str = "nthreads") -> int:

@@ -54,7 +54,7 @@ CASES = [
     ("topk-out-shared", hashkit.topk, (Q16, D16, 2),
      {"out": (_SHARED.view(np.int32).reshape(-1)[:8].reshape(4, 2), _SHARED)}, ValueError,
      r"must not share memory"),
-    ("radius-neg", hashkit.radius_search, (Q16, D16, -1), {}, ValueError, r"r: expected a non-negative integer radius .* got -1"),  # noqa: E501
+    ("radius-neg", hashkit.radius_search, (Q16, D16, -1), {}, ValueError, r"r: expected a non-negative integer radius, got -1$"),  # noqa: E501
     ("radius-float", hashkit.radius_search, (Q16, D16, 1.5), {}, TypeError, r"r: expected a non-negative integer"),
     ("index-nbits", hashkit.HammingIndex, (0,), {}, ValueError, r"nbits: expected a positive integer"),
     ("map-nbits", MAP, (Q16, D8, QL, DL), {}, ValueError, r"same length, got 16 and 8 bits"),
@@ -124,3 +124,57 @@ def test_numba_backend_from_threads_under_workqueue_layer(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, f"rc={res.returncode}\n{res.stderr[-2000:]}"
     assert res.stdout.strip() == "wrong 0", res.stdout
+
+
+# One rule for a radius on every backend and in the public layer (issue 14, item 10): any
+# non-negative integer of any size (anything with __index__ but a bool); r >= nbits selects
+# every item (so r is clamped to nbits); a negative r is a ValueError and a non-integer a
+# TypeError, with the same message everywhere.
+_HUGE_R = [2**63 - 1, 2**63, 2**64 - 1, 2**64, 10**40, np.uint64(2**64 - 1), np.int64(2**63 - 1),
+           np.array(2**62)]
+_NEG_R = [-1, -(2**63), -(2**63) - 1, -(10**40), np.int64(-5)]
+_NOT_R = [1.5, True, np.True_, "3", None, np.float64(2.0)]
+_RQ = np.array([[0b1011], [0]], np.uint64)
+_RDB = np.array([[0], [1], [0b111], [0b1111], [2**12 - 1]], np.uint64)
+
+
+@pytest.mark.parametrize("r", _HUGE_R, ids=repr)
+def test_huge_radius_selects_everything_on_every_backend(backend, r):
+    want = backend.radius(_RQ, _RDB, 12, 12)
+    got = backend.radius(_RQ, _RDB, 12, r)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    assert want[0][-1] == 2 * len(_RDB)
+
+
+@pytest.mark.parametrize("r", _HUGE_R, ids=repr)
+def test_huge_radius_in_the_public_api(r):
+    q, db = Q16, D16
+    for be in [n for n, ok in hashkit.kernels.available().items() if ok and n != "cuda"]:
+        want = hashkit.radius_search(q, db, 16, backend=be)
+        got = hashkit.radius_search(q, db, r, backend=be)
+        assert np.array_equal(got.lims, want.lims) and np.array_equal(got.idx, want.idx)
+        index = hashkit.HammingIndex(16, backend=be)
+        index.add(db)
+        assert np.array_equal(index.range_search(q, r).idx, want.idx)
+        assert hashkit.metrics.precision_within_radius(q, db, QL, DL, r=r, backend=be) == \
+            hashkit.metrics.precision_within_radius(q, db, QL, DL, r=16, backend=be)
+    assert want.lims[-1] == len(q) * len(db)
+
+
+@pytest.mark.parametrize("r", _NEG_R, ids=repr)
+def test_negative_radius_one_message_everywhere(backend, r):
+    msg = f"r: expected a non-negative integer radius, got {int(r)}"
+    with pytest.raises(ValueError) as e:
+        backend.radius(_RQ, _RDB, 12, r)
+    assert str(e.value) == msg
+    with pytest.raises(ValueError) as e:
+        hashkit.radius_search(Q16, D16, r, backend=backend.name)
+    assert str(e.value) == msg
+
+
+@pytest.mark.parametrize("r", _NOT_R, ids=repr)
+def test_non_integer_radius_is_a_type_error_everywhere(backend, r):
+    for fn in (lambda: backend.radius(_RQ, _RDB, 12, r),
+               lambda: hashkit.radius_search(Q16, D16, r, backend=backend.name)):
+        with pytest.raises(TypeError, match=r"^r: expected a non-negative integer radius, got "):
+            fn()

@@ -672,12 +672,12 @@ def radius(q, db, nbits, r, nthreads=0):
     -------
     (lims int64 (Q + 1,), idx int64 (M,), dist int32 (M,))
         Query ``i``'s items are ``idx[lims[i]:lims[i + 1]]``, ordered by (distance, index).
-        ``r >= nbits`` returns every item.
+        ``r >= nbits`` (of any size) returns every item.
 
     Raises
     ------
     TypeError, ValueError
-        Wrong dtype/shape/layout, ``r < 0``, or non-zero padding bits.
+        Wrong dtype/shape/layout, ``r`` not a non-negative integer, or non-zero padding bits.
 
     Examples
     --------
@@ -685,7 +685,9 @@ def radius(q, db, nbits, r, nthreads=0):
     (array([0, 2]), array([2, 1]), array([0, 1], dtype=int32))
     """
     nbits = _pair(q, db, nbits)
-    r = min(_as_int(r, "r", 0), nbits)
+    from .._validate import check_radius  # the one radius rule (any size; clamped to nbits)
+
+    r = check_radius(r, "r", nbits)
     jit = _jit()
     nq = q.shape[0]
     counts = np.empty(nq, np.int64)
