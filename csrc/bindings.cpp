@@ -33,7 +33,11 @@ std::string shape_str(const py::array& a) {
     return s.str();
 }
 
-std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+// str(x) of any Python object. Taking a py::handle matters: py::str(const dtype&) is ambiguous
+// (str(handle) vs str(const object&)) on every pybind11 before 3.1, which pyproject.toml admits.
+std::string obj_str(py::handle h) { return py::str(h).cast<std::string>(); }
+
+std::string dtype_str(const py::array& a) { return obj_str(a.dtype()); }
 
 std::string type_name(py::handle h) { return py::str(py::type::handle_of(h).attr("__name__")); }
 
@@ -49,7 +53,7 @@ py::array_t<T, py::array::c_style> take_array(py::handle h, const char* name, in
     const auto want = py::dtype::of<T>();
     if (!py::detail::npy_api::get().PyArray_EquivTypes_(want.ptr(), a.dtype().ptr())) {
         throw py::type_error(std::string(name) + ": expected dtype " +
-                             py::str(want).cast<std::string>() + " (" + expect + "), got dtype " +
+                             obj_str(want) + " (" + expect + "), got dtype " +
                              dtype_str(a) + " (no silent conversion: cast it explicitly)");
     }
     if (a.ndim() != ndim) {
