@@ -58,16 +58,21 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     if kind == "numpy":
         return x
     if kind == "torch":
-        return x.detach().cpu().numpy()
+        t = x.detach().cpu()
+        if str(t.dtype) in ("torch.bfloat16", "torch.float16"):
+            t = t.float()  # NumPy has no bfloat16; float32 holds every bfloat16/float16 value exactly
+        try:
+            return t.numpy()
+        except (TypeError, RuntimeError) as exc:  # dtypes NumPy lacks (complex32, float8, quantised)
+            raise TypeError(f"{name}: expected a PyTorch tensor of a NumPy-compatible dtype, got "
+                            f"{describe(x)} ({exc})") from None
     if kind == "cupy":
         return x.get()
-    if isinstance(x, (list, tuple)) or np.isscalar(x):
+    if isinstance(x, (list, tuple)) or np.isscalar(x) or hasattr(x, "__array__"):
         try:
             return np.asarray(x)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name}: expected an array, got {describe(x)} ({exc})") from None
-    if hasattr(x, "__array__"):
-        return np.asarray(x)
     raise TypeError(f"{name}: expected a NumPy, PyTorch or CuPy array, got {describe(x)}")
 
 
@@ -102,9 +107,9 @@ def check_ks(ks: Any, n: int, name: str = "ks") -> np.ndarray:
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name}: expected one or more integer cut-offs, got {describe(ks)}")
     if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
+        # whole floats are cut-offs too; cast only after the range check (1e300 would not fit)
+        if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
+                and np.all(arr == np.round(arr))):
             raise TypeError(f"{name}: expected integer cut-offs, got {describe(arr)}")
     if arr.min() < 1 or arr.max() > n:
         raise ValueError(f"{name}: expected cut-offs between 1 and the database size {n}, "
@@ -163,7 +168,9 @@ def check_nthreads(nthreads: Any, name: str = "nthreads") -> int:
 def check_choice(value: Any, allowed: Iterable[str], name: str) -> str:
     allowed = tuple(allowed)
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name}: expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+        # describe(), not repr(): an array's repr spans lines, and a message is one line
+        got = repr(value) if isinstance(value, str) else describe(value)
+        raise ValueError(f"{name}: expected one of {', '.join(repr(a) for a in allowed)}, got {got}")
     return value
 
 

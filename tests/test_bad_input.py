@@ -64,6 +64,9 @@ CASES = [
     ("map-k0", MAP, (Q16, D16, QL, DL), {"k": 0}, ValueError, r"k: expected"),
     ("map-kbig", MAP, (Q16, D16, QL, DL), {"k": 100}, ValueError, r"k: expected"),
     ("map-ties", MAP, (Q16, D16, QL, DL), {"ties": "random"}, ValueError, r"ties: expected one of"),
+    # an array's repr spans lines; the message must stay one line (found by test_fuzz_api.py)
+    ("map-ties-array", MAP, (Q16, D16, QL, DL), {"ties": np.ones((3, 3))}, ValueError,
+     r"^ties: expected one of .*, got numpy array of dtype float64 and shape \(3, 3\)$"),
     ("map-nan", MAP, (NAN, D16, QL, DL), {}, ValueError, r"NaN"),
     ("map-label-nan", MAP, (Q16, D16, np.where(QL, np.nan, 0.0), DL), {}, ValueError, r"qL: labels contain NaN"),
     ("map-labels-3d", MAP, (Q16, D16, QL[None], DL), {}, ValueError, r"qL: expected multi-hot labels"),
@@ -178,3 +181,35 @@ def test_non_integer_radius_is_a_type_error_everywhere(backend, r):
                lambda: hashkit.radius_search(Q16, D16, r, backend=backend.name)):
         with pytest.raises(TypeError, match=r"^r: expected a non-negative integer radius, got "):
             fn()
+
+
+@pytest.mark.parametrize("ks", [1e300, 9.223372036854776e18, [2.0, 1e20], np.array([3, 2**64 - 1], np.uint64)],
+                         ids=repr)
+def test_huge_cut_offs_are_a_clean_error(ks):
+    # found by tests/test_fuzz_api.py: a float cut-off beyond int64 was cast before the range
+    # check (RuntimeWarning "invalid value encountered in cast", an error in this suite)
+    with pytest.raises(ValueError, match=r"^ks: expected cut-offs between 1 and the database size 9"):
+        hashkit.metrics.precision_at_k(Q16, D16, QL, DL, ks)
+
+
+def test_bfloat16_labels_are_read_exactly_and_float8_is_a_clean_error():
+    # found by tests/test_fuzz_api.py: NumPy has no bfloat16, so tensor.numpy() raised torch's
+    # "Got unsupported ScalarType BFloat16" (no argument name); bfloat16 holds 0/1 exactly
+    torch = pytest.importorskip("torch")
+    want = hashkit.metrics.mean_average_precision(Q16, D16, QL, DL)
+    got = hashkit.metrics.mean_average_precision(Q16, D16, torch.tensor(QL, dtype=torch.bfloat16),
+                                                 torch.tensor(DL, dtype=torch.float16))
+    assert got == want
+    with pytest.raises(TypeError, match=r"^qL: expected a PyTorch tensor of a NumPy-compatible dtype, got "
+                                        r"torch array of dtype torch.float8_e4m3fn"):
+        hashkit.metrics.mean_average_precision(Q16, D16, torch.tensor(QL).to(torch.float8_e4m3fn), DL)
+
+
+class _BadArray:
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError("no")
+
+
+def test_an_object_whose_array_conversion_fails_is_named():
+    with pytest.raises(TypeError, match=r"^qL: expected an array, got _BadArray \(no\)$"):
+        hashkit.metrics.mean_average_precision(Q16, D16, _BadArray(), DL)
