@@ -28,6 +28,9 @@ if [ ! -f "$dir/pkgs/pybind11/__init__.py" ]; then
     "$py" -m pip install --quiet --no-deps --target "$dir/pkgs" "pybind11==$version"
 fi
 hk_version=$("$py" -c "import re; print(re.search(r'__version__\s*=\s*[\"\']([^\"\']+)', open('hashkit/_version.py').read()).group(1))")
+# CMake from PATH, else the PyPI one into this environment (a clean CI machine may have only the
+# copy that pip's isolated build environment used and removed).
+command -v cmake >/dev/null || "$py" -m pip install --quiet "cmake>=3.18" ninja
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S . -B "$dir/cmake" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHASHKIT_CUDA=OFF \

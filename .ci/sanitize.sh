@@ -23,6 +23,9 @@ if [ -z "$pb_dir" ]; then  # a build-isolated install leaves no pybind11 behind:
     pb_dir=$PWD/$dir/pkgs/pybind11/share/cmake/pybind11
 fi
 hk_version=$("$py" -c "import re; print(re.search(r'__version__\s*=\s*[\"\']([^\"\']+)', open('hashkit/_version.py').read()).group(1))")
+# CMake from PATH, else the PyPI one into this environment (a clean CI machine may have only the
+# copy that pip's isolated build environment used and removed).
+command -v cmake >/dev/null || "$py" -m pip install --quiet "cmake>=3.18" ninja
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 mkdir -p "$dir"
