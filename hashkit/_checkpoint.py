@@ -135,6 +135,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint: no such file {str(path)!r}")
+    _check_crc(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -153,6 +154,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"checkpoint: {path} is not a hashkit checkpoint (no 'format' entry)")
     return from_plain(state)
+
+
+def _check_crc(path: Path) -> None:
+    """Refuse a checkpoint whose records fail their zip CRC-32: torch.load does not check it, so
+    flipped bits in tensor data would load silently as a different model."""
+    import zipfile
+    import zlib
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
+        raise CheckpointError(f"checkpoint: {path} cannot be read ({type(exc).__name__}: {exc}); the "
+                              f"file is damaged or not a hashkit checkpoint") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint: {path} is damaged (record {bad!r} fails its CRC-32 check); "
+                              f"refusing to load a different model than was saved")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 __all__ = [
     "array_kind", "describe", "to_numpy", "check_k", "check_radius", "check_nthreads",
     "check_choice", "check_same_nbits", "check_count", "check_int", "check_ks",
-    "check_positive_int", "check_topk_out", "check_device",
+    "check_positive_int", "check_topk_out", "check_device", "check_bool",
 ]
 
 
@@ -163,6 +163,13 @@ def check_nthreads(nthreads: Any, name: str = "nthreads") -> int:
     if nthreads is None:
         return 0
     return check_int(nthreads, name, min_value=0, what="None or a non-negative integer")
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A flag: ``True`` or ``False`` (NumPy bools too); never a truthy string, array or tensor."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {describe(value)}")
+    return bool(value)
 
 
 def check_choice(value: Any, allowed: Iterable[str], name: str) -> str:

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -39,7 +37,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import _validate as V
-from ._io import atomic_path
+from ._io import NPZ_ERRORS, atomic_path, npz_declarations, read_npz
 from .codes import BIT_ORDER, BITORDERS, FORMAT, Codes, _existing, as_codes, as_labels, from_bytes, pack
 
 __all__ = ["CodeFile", "save_code_file", "load_code_file", "code_sets", "parse_keys", "CODE_FILE_KEYS",
@@ -371,8 +369,7 @@ class _Arrays:
     kind = "code"
 
 
-_CORRUPT = (ValueError, OSError, EOFError, KeyError, IndexError, TypeError, RuntimeError, zipfile.BadZipFile,
-            zlib.error, UnicodeDecodeError, OverflowError)
+_CORRUPT = NPZ_ERRORS
 
 
 class _NpzArrays(_Arrays):
@@ -380,35 +377,12 @@ class _NpzArrays(_Arrays):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        try:
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    if not info.filename.endswith(".npy"):
-                        continue
-                    name = info.filename[:-4]
-                    with zf.open(info) as fh:
-                        version = np.lib.format.read_magic(fh)
-                        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                  else np.lib.format.read_array_header_2_0)
-                        shape, _, dtype = reader(fh)
-                        header = fh.tell()
-                    if dtype.hasobject:
-                        raise ValueError(f"key {name!r} holds Python objects (pickles are never loaded)")
-                    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-                    if declared > info.file_size - header:
-                        raise ValueError(f"key {name!r} declares {declared} bytes of data but holds "
-                                         f"{info.file_size - header}")
-                    self.shapes[name] = tuple(int(s) for s in shape)
-                    self.itemsize[name] = int(dtype.itemsize)
-        except _CORRUPT as exc:
-            raise self.fail(exc) from None
+        for name, (shape, dtype) in npz_declarations(path).items():
+            self.shapes[name] = shape
+            self.itemsize[name] = int(dtype.itemsize)
 
     def read(self, keys):
-        try:
-            with np.load(self.path, allow_pickle=False) as z:
-                return {k: z[k] for k in keys}
-        except _CORRUPT as exc:
-            raise self.fail(exc) from None
+        return read_npz(self.path, keys)
 
 
 class _MatArrays(_Arrays):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
-from ._io import atomic_path
+from ._io import atomic_path, read_npz
 
 __all__ = ["Codes", "pack", "unpack", "from_bytes", "pack_bits", "save_codes", "load_codes", "as_codes",
            "as_labels"]
@@ -393,6 +393,8 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
     >>> hashkit.pack(np.array([[0.3, -2.0, 0.0]])).words
     array([[1]], dtype=uint64)
     """
+    if nbits is not None:
+        nbits = V.check_positive_int(nbits, "nbits")
     if isinstance(x, Codes):
         if nbits is not None and nbits != x.nbits:
             raise ValueError(f"{name}: expected codes of {nbits} bits, got {x.nbits}")
@@ -403,7 +405,9 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
         kind = "numpy"
     x = _bfloat16_as_float32(x)
     dtype_name = str(x.dtype).split(".")[-1]
-    if dtype_name in ("object", "complex64", "complex128") or dtype_name.startswith(("str", "<U")):
+    if (dtype_name in ("object", "complex64", "complex128") or dtype_name.startswith(("str", "<U"))
+            or (kind == "numpy" and x.dtype.kind in "mMSUV")):
+        # dates, times and bytes are not codes, even where NumPy would compare them with 0
         raise TypeError(f"{name}: expected a numeric or bool code array, got {V.describe(x)}")
     if x.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array of codes (n, nbits), got {V.describe(x)}")
@@ -440,6 +444,7 @@ def unpack(codes: Any, signed: bool = True, *, name: str = "codes"):
     >>> hashkit.unpack(hashkit.pack(np.array([[1, 0, 1]])), signed=False)
     array([[1, 0, 1]], dtype=int8)
     """
+    signed = V.check_bool(signed, "signed")
     c = as_codes(codes, name)
     kind = V.array_kind(c.words)
     if kind == "numpy":
@@ -500,7 +505,9 @@ def as_labels(x: Any, name: str, n: int | None = None) -> tuple[np.ndarray, int]
         different from ``n``.
     """
     arr = V.to_numpy(_bfloat16_as_float32(x), name)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    # timedelta64 is an integer subtype to NumPy; neither it nor datetime64 is a label
+    if arr.dtype == object or arr.dtype.kind in "mM" or not (np.issubdtype(arr.dtype, np.number)
+                                                            or arr.dtype == np.bool_):
         raise TypeError(f"{name}: expected a numeric or bool label array, got {V.describe(x)}")
     if arr.ndim == 1:
         if not np.issubdtype(arr.dtype, np.integer):
@@ -546,12 +553,26 @@ def save_codes(path: str | os.PathLike, codes: Any) -> None:
 
 
 def load_codes(path: str | os.PathLike) -> Codes:
-    """Load a code set written by :func:`save_codes` (or :meth:`Codes.save`)."""
-    with np.load(_existing(path), allow_pickle=False) as z:
-        _check_format(z, path)
-        if "words" not in z:
-            raise ValueError(f"{path}: missing key 'words' (packed uint64 codes); keys present: {sorted(z.files)}")
+    """Load a code set written by :func:`save_codes` (or :meth:`Codes.save`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A damaged or truncated file, another format, missing keys, words that are not valid
+        codes (the message names the file).
+    """
+    z = read_npz(_existing(path))
+    _check_format(z, path)
+    for key in ("words", "nbits"):
+        if key not in z:
+            raise ValueError(f"{path}: missing key {key!r} (packed uint64 codes and their length); "
+                             f"keys present: {sorted(z)}")
+    try:
         return Codes(z["words"], int(z["nbits"]))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def _existing(path) -> Path:

@@ -355,38 +355,10 @@ def _ndim_fails(x) -> bool:
     return False
 
 
-# Bugs the fuzz found in files this test's owner does not own: each has a strict-xfail test
-# below (so the bug stays visible and its fix is noticed), and the fuzz skips exactly that case
-# so that it keeps looking for others.
-KNOWN_BUGS = [
-    (lambda name, kw: name == "pack" and not (kw["nbits"] is None or isinstance(kw["nbits"], (int, np.integer))
-                                               and not isinstance(kw["nbits"], (bool, np.bool_))),
-     "hashkit/codes.py pack: nbits is not validated (a tensor raises RuntimeError, an array NumPy's "
-     "'truth value is ambiguous', 2.0 or True pass)"),
-    (lambda name, kw: name == "unpack" and not isinstance(kw["signed"], (bool, np.bool_)),
-     "hashkit/codes.py unpack: signed is not validated (a tensor raises RuntimeError, 'no' counts as True)"),
-    (lambda name, kw: any(isinstance(kw.get(a), np.ndarray) and kw[a].dtype.kind in "mM" for a in ("qL", "rL")),
-     "hashkit/codes.py as_labels: datetime64/timedelta64 labels (1-D: IndexError; 2-D timedelta: accepted as numbers)"),
-    (lambda name, kw: any(isinstance(v, np.ndarray) and v.dtype.kind in "mM"
-                          for a, v in kw.items() if a in ("x", "q", "db", "qB", "rB", "codes")),
-     "hashkit/codes.py as_codes/pack: timedelta64 codes are packed as numbers; datetime64 "
-     "arrays raise NumPy's UFuncTypeError without the argument name"),
-    (lambda name, kw: any(isinstance(v, np.ndarray) and v.dtype.kind == "S"
-                          for a, v in kw.items() if a in ("x", "q", "db", "qB", "rB", "codes")),
-     "hashkit/codes.py as_codes/pack: bytes (S) arrays raise NumPy's UFuncTypeError without the argument name"),
-    (lambda name, kw: any(not isinstance(kw.get(a, False), (bool, np.bool_)) for a in ("per_query", "nan_on_empty")),
-     "hashkit/metrics: per_query / nan_on_empty are not validated (an array raises NumPy's 'truth value is "
-     "ambiguous', a tensor RuntimeError, 'no' counts as True)"),
-    (lambda name, kw: "ks" in kw and _ndim_fails(kw["ks"]),
-     "hashkit/metrics/ranking.py _ks: np.ndim(ks) on a ragged list or a sequence-like object "
-     "(hashkit.Codes) raises NumPy's 'setting an array element with a sequence' before check_ks can name ks"),
-    (lambda name, kw: name == "report" and not isinstance(kw["metrics"], (str, list, tuple)),
-     "hashkit/metrics/report.py parse_metrics: metrics=None (or an int) raises \"'NoneType' object is not "
-     "iterable\" without the argument name"),
-    (lambda name, kw: "qL" in kw and kw["qL"] is None and kw["rL"] is None,
-     "hashkit/metrics/_stats.py prepare_pair: qL=rL=None pass validation and reach the kernels, whose "
-     "binding answers 'ql: expected a NumPy array' (not the public name qL)"),
-]
+# Bugs the fuzz found in files this test's owner does not own, while they are open: (predicate
+# on a call, reason). Each also has a strict-xfail case below, and the fuzz skips exactly that
+# case so that it keeps looking for others. Fixed ones move to FIXED_BUG_CASES (regressions).
+KNOWN_BUGS: list = []
 
 
 def _in_unit(x) -> bool:
@@ -423,20 +395,15 @@ def test_hostile_input_gives_a_clean_error_or_a_sane_result(call, data):
         assert _in_unit(out), f"{name}{tuple(swap)}: returned {out!r} under hostile input"
 
 
-def _bug(i):
-    return KNOWN_BUGS[i][1]
-
-
 def _torch_ones(dtype_name):
     import torch
 
     return torch.ones(3, 8, dtype=getattr(torch, dtype_name))
 
 
-# One concrete case per entry of KNOWN_BUGS, each what the public contract asks for. Strict:
-# when the owner fixes the bug the xfail turns into a failure, and the entry (and its skip in the
-# fuzz above) is to be removed.
-KNOWN_BUG_CASES = [
+# The bugs the fuzz found in other modules, fixed: one concrete case each, what the public
+# contract asks for (they were strict xfails while open).
+FIXED_BUG_CASES = [
     (0, lambda: pytest.raises(TypeError, match=r"^nbits: "), lambda: hashkit.pack(_Q, nbits=_torch_ones("float32"))),
     (0, lambda: pytest.raises(TypeError, match=r"^nbits: "), lambda: hashkit.pack(_Q, nbits=np.array([16, 16]))),
     (1, lambda: pytest.raises(TypeError, match=r"^signed: "), lambda: hashkit.unpack(hashkit.pack(_Q), "no")),
@@ -457,10 +424,8 @@ KNOWN_BUG_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "expect, call",
-    [pytest.param(e, c, id=f"bug{i}-{n}", marks=pytest.mark.xfail(strict=True, reason=_bug(i)))
-     for n, (i, e, c) in enumerate(KNOWN_BUG_CASES)])
-def test_known_bug_in_another_module(expect, call):
+@pytest.mark.parametrize("expect, call", [pytest.param(e, c, id=f"bug{i}-{n}")
+                                          for n, (i, e, c) in enumerate(FIXED_BUG_CASES)])
+def test_fixed_bug_in_another_module(expect, call):
     with expect():
         call()

@@ -325,12 +325,7 @@ _ALLOWED = ("builtins.ValueError", "builtins.TypeError", "builtins.OSError")
 _NPZ = ("np.load's zipfile.BadZipFile (truncated or flipped: 'File is not a zip file', 'Bad CRC-32'), "
         "EOFError (empty file), zlib.error, NotImplementedError and KeyError escape unwrapped")
 KNOWN: dict[str, str] = {
-    "codes_npz": f"hashkit/codes.py load_codes wraps nothing: {_NPZ}",
     "index_npz": f"hashkit/search.py HammingIndex.load wraps nothing: {_NPZ}",
-    "checkpoint_pt": "hashkit/_checkpoint.py load_checkpoint (via encode.load_method, and train.py resume): "
-                     "torch.load does not verify the zip CRC-32 of the records, so flipped bits in tensor "
-                     "data load silently as a different model (different codes); e.g. "
-                     "zipfile.ZipFile(path).testzip() before torch.load would refuse them",
 }
 
 

@@ -20,6 +20,10 @@ __all__ = ["_Stats", "prepare_pair", "gather"]
 
 def prepare_pair(qB, rB, qL, rL, backend: str = "auto", nthreads=None) -> Prepared:
     """Validate codes and labels once and place them for the chosen backend (the metrics' names)."""
+    for name, lab in (("qL", qL), ("rL", rL)):
+        if lab is None:
+            raise TypeError(f"{name}: expected multi-hot labels (n, nlabels) or class ids (n,), got None "
+                            "(every metric needs the labels of queries and database)")
     return prepare(qB, rB, qL, rL, backend=backend, nthreads=nthreads, names=("qB", "rB", "qL", "rL"))
 
 

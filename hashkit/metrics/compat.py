@@ -125,6 +125,7 @@ def map_compat(qB, rB, qL, rL, variant: str, k: int | None = None, *, nan_on_emp
     0.5
     """
     V.check_choice(variant, tuple(VARIANTS), "variant")
+    V.check_bool(nan_on_empty, "nan_on_empty")
     p = prepare_pair(qB, rB, qL, rL, backend, nthreads)
     n = p.db.n
     if variant == "dcmh-matlab-bug":

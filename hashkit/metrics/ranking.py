@@ -36,7 +36,7 @@ def _ap_values(st: _Stats, k: int | None, ties: str, normalize: str) -> np.ndarr
 
 def _mean(values: np.ndarray, keep: np.ndarray | None, per_query: bool):
     """Mean of ``values`` over the rows in ``keep`` (all when None); NaN for no rows."""
-    if per_query:
+    if V.check_bool(per_query, "per_query"):
         out = values.astype(np.float64).copy()
         if keep is not None:
             out[~keep] = np.nan
@@ -56,7 +56,10 @@ def _check_map_k(k, n):
 
 def _ks(ks, n, name="ks"):
     """(sorted unique cut-offs, whether a scalar was given)."""
-    scalar = np.ndim(ks) == 0 and not isinstance(ks, (list, tuple))
+    try:
+        scalar = np.ndim(ks) == 0 and not isinstance(ks, (list, tuple))
+    except (ValueError, TypeError):  # a ragged list: NumPy cannot even count its dimensions
+        raise ValueError(f"{name}: expected one or more integer cut-offs, got {V.describe(ks)}") from None
     return V.check_ks(ks, n, name), scalar
 
 
@@ -232,7 +235,7 @@ def _recall_values(st: _Stats, ks, ties: str) -> np.ndarray:
 
 
 def _finish_curve(vals: np.ndarray, keep, scalar: bool, per_query: bool):
-    if per_query:
+    if V.check_bool(per_query, "per_query"):
         out = vals.astype(np.float64).copy()
         if keep is not None:
             out[~keep] = np.nan

@@ -40,6 +40,9 @@ def parse_metrics(metrics) -> list[str]:
     """Metric names from a sequence or a comma-separated string: checked, de-duplicated, in order."""
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    elif not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"metrics: expected metric names (a list or a comma-separated string), "
+                        f"got {V.describe(metrics)}")
     metrics = list(metrics)
     if not metrics:
         raise ValueError(f"metrics: expected one or more of {', '.join(METRIC_NAMES)}, got none")
@@ -188,6 +191,8 @@ def report(qB, rB, qL, rL, metrics: Sequence[str] | str = ("map",), ks=None, tie
     (0.5833, 0.5, 0.5)
     """
     wanted = parse_metrics(metrics)
+    V.check_bool(details, "details")
+    V.check_bool(per_query, "per_query")
     V.check_choice(ties, TIES, "ties")
     V.check_choice(radius_average, AVERAGE, "radius_average")
     p = prepare_pair(qB, rB, qL, rL, backend, nthreads)
