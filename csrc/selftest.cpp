@@ -5,7 +5,8 @@
 // with the scalar path's. A path that differs is dropped for the next lower one, and the
 // reason is kept for `hashkit info`. The inputs cover one- to five-word codes (the packed and
 // unpacked rank_stats layouts, several database tiles), one- and two-word labels, cut-offs,
-// first_m, graded relevance, the selection and full-ranking top-k and narrow and wide radii.
+// first_m, graded relevance, the selection and full-ranking top-k (with every outcome of its
+// guessed limit) and narrow and wide radii.
 // It costs a few milliseconds once per process.
 #include <cstdint>
 #include <cstdlib>
@@ -123,6 +124,49 @@ std::vector<unsigned char> run_all(const Case& c) {
     return out;
 }
 
+// Two-word codes over several selection tiles (2048 codes each) with near items (within 20
+// bits, the AVX2 filter's guessed limit) arranged so that every outcome of top-k's guess
+// (kernels.cpp, topk_select) occurs: plenty spread (it holds), none (given up at the first
+// check), many in the last tile only, slightly too few spread (found wrong at the end), a few in
+// the first tile only (given up at a later check). The rest are random (about 64 bits away).
+Case make_guess_case(uint64_t seed) {
+    Case c{2, 1, 5, 3 * 2048 + 5, 128, 1, {}, {}, {}, {}};
+    uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
+    c.q.resize(c.nq * 2);
+    for (auto& x : c.q) x = next(s);
+    c.db.resize(c.n * 2);
+    for (auto& x : c.db) x = next(s);
+    auto put_near = [&](int64_t i, int64_t j) {
+        for (int t = 0; t < 2; ++t) {
+            uint64_t x = c.q[i * 2 + t];
+            const int flips = static_cast<int>(next(s) % 11);  // 0..20 over both words
+            for (int f = 0; f < flips; ++f) x ^= uint64_t{1} << (next(s) % 64);
+            c.db[j * 2 + t] = x;
+        }
+    };
+    const int64_t n = c.n;
+    for (int64_t e = 0; e < 160; ++e) put_near(0, static_cast<int64_t>(next(s) % n));
+    for (int64_t e = 0; e < 80; ++e) put_near(2, n - 2048 + static_cast<int64_t>(next(s) % 2048));
+    for (int64_t e = 0; e < 36; ++e) put_near(3, static_cast<int64_t>(next(s) % n));
+    for (int64_t e = 0; e < 12; ++e) put_near(4, static_cast<int64_t>(next(s) % 2048));
+    return c;
+}
+
+std::vector<unsigned char> run_topk(const Case& c) {
+    std::vector<unsigned char> out;
+    const Codes q{c.q.data(), c.nq, c.w}, db{c.db.data(), c.n, c.w};
+    for (int64_t k : {int64_t{1}, int64_t{20}, int64_t{40}, int64_t{80}, int64_t{200}}) {
+        std::vector<int32_t> d(c.nq * k);
+        std::vector<int64_t> ix(c.nq * k);
+        topk(q, db, c.nbits, k, 1, d.data(), ix.data());
+        const auto* b = reinterpret_cast<const unsigned char*>(d.data());
+        out.insert(out.end(), b, b + d.size() * 4);
+        b = reinterpret_cast<const unsigned char*>(ix.data());
+        out.insert(out.end(), b, b + ix.size() * 8);
+    }
+    return out;
+}
+
 bool forced_to_fail(Isa isa) {
     // A test hook: HASHKIT_SIMD_SELFTEST_FAIL=avx2 (say) makes that path fail, so the tests can
     // check the fallback on a machine whose paths are all correct.
@@ -158,6 +202,26 @@ bool passes(Isa isa, std::string& why) {
             why = std::string("failed: ") + e.what();
             return false;
         }
+    }
+    try {
+        const Case c = make_guess_case(seed);
+        std::vector<unsigned char> got, want;
+        {
+            Forced f(isa);
+            got = run_topk(c);
+        }
+        {
+            Forced f(Isa::scalar);
+            want = run_topk(c);
+        }
+        if (got != want) {
+            why = "failed: its top-k differs from the scalar path's for two-word codes over "
+                  "several tiles";
+            return false;
+        }
+    } catch (const std::exception& e) {
+        why = std::string("failed: ") + e.what();
+        return false;
     }
     why = "passed (every kernel checked against scalar)";
     return true;

@@ -69,6 +69,9 @@ struct Prims {
     CollectFn<int32_t> collect32;
     FilterFn<uint16_t> filter16;  // specialised on w like dist16
     FilterFn<int32_t> filter32;
+    // The largest limit at which filter16 is markedly cheaper than above it (AVX2 two-word
+    // codes: its one-word pre-test), or -1: top-k then starts from this limit as a guess.
+    int64_t filter_fast_lim;
     RelFn rel;
     GainFn gain;
     ApLanesTabFn ap_lanes_tab;

@@ -326,6 +326,16 @@ inline int64_t emit16(const uint16_t* dd, uint32_t mask, int64_t j, int64_t m, u
     return m;
 }
 
+// One bit per word of a 16-bit compare result (bit t for word t). A saturating pack to bytes and
+// one movemask, not _pext_u32 on the byte mask: PEXT is microcoded on Zen 1 and Zen 2 (tens of
+// cycles for a 16-bit mask; AVX2 CPUs users have). On Zen 3, which executes PEXT in hardware,
+// both take the same time (wide radii, 16-128 bits, A/B in one process).
+inline uint32_t word_mask(__m256i cmp) {
+    const uint32_t b = static_cast<uint32_t>(
+        _mm256_movemask_epi8(_mm256_packs_epi16(cmp, _mm256_setzero_si256())));
+    return (b & 0xffu) | ((b >> 8) & 0xff00u);  // packs works per 128-bit lane
+}
+
 // In each block of sixteen the last four codes are counted by scalar popcount: the integer
 // units are otherwise idle in these loops, and moving a quarter of the codes to them took
 // about 10% off (Zen 3: 0.36 -> 0.32 ns per code for the two-word pre-test, 0.54 -> 0.49 for
@@ -346,19 +356,24 @@ int64_t filter1_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, 
     const __m256i none = _mm256_set1_epi64x(0x7fff);
     const uint64_t q0 = q[0];
     int64_t m = 0, j = 0;
+    // A block is first tested by the byte minimum of its sums (as in filter2_avx2's pre-test);
+    // only a block with a hit packs them to words.
+    const __m256i l1b = _mm256_set1_epi8(static_cast<char>(l + 1));
+    const __m256i pad7f = _mm256_set1_epi64x(0x7f7f7f7f7f7f7f00LL);
     for (; j + 16 <= n; j += 16) {
         const uint64_t* x = db + j;
-        const __m256i s = words16(four(x), four(x + 4), four(x + 8), none);
+        const __m256i a = four(x), b = four(x + 4), c = four(x + 8);
+        const __m256i mb = _mm256_or_si256(_mm256_min_epu8(_mm256_min_epu8(a, b), c), pad7f);
         uint32_t d[16 - kVecCodes], mn = ~0u;
         for (int t = 0; t < 16 - kVecCodes; ++t) {
             d[t] = pc64(q0 ^ x[kVecCodes + t]);
             mn = d[t] < mn ? d[t] : mn;
         }
-        const uint32_t vm = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
-        if (!vm && mn > l) continue;
+        if (!_mm256_movemask_epi8(_mm256_cmpgt_epi8(l1b, mb)) && mn > l) continue;
+        const __m256i s = words16(a, b, c, none);
         alignas(32) uint16_t dd[16];
         _mm256_store_si256(reinterpret_cast<__m256i*>(dd), s);
-        uint32_t mask = _pext_u32(vm, 0x55555555u);
+        uint32_t mask = word_mask(_mm256_cmpgt_epi16(l1, s));
         for (int t = 0; t < 16 - kVecCodes; ++t) {
             dd[kVecCodes + t] = static_cast<uint16_t>(d[t]);
             mask |= static_cast<uint32_t>(d[t] <= l) << (kVecCodes + t);
@@ -412,19 +427,25 @@ int64_t filter2_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, 
     const uint64_t q0 = q[0], q1 = q[1];
     int64_t m = 0, j = 0;
     if (l <= kFirstWordMax) {
+        const __m256i l1b = _mm256_set1_epi8(static_cast<char>(l + 1));
+        const __m256i pad7f = _mm256_set1_epi64x(0x7f7f7f7f7f7f7f00LL);
         for (; j + 16 <= n; j += 16) {
             const uint64_t* x = db + 2 * j;
-            const __m256i s0 = words16(first(x), first(x + 8), first(x + 16), none);
+            // Only "is any code within l" is asked here: the byte minimum of the three sums
+            // (each < 128, in byte 0 of its 64-bit lane), the other bytes set to 127, one byte
+            // compare. No pack to words: those would compete with the nibble lookups for the
+            // shuffle pipes.
+            const __m256i mb = _mm256_or_si256(
+                _mm256_min_epu8(_mm256_min_epu8(first(x), first(x + 8)), first(x + 16)), pad7f);
             uint32_t mn = ~0u;
             for (int t = kVecCodes; t < 16; ++t) {
                 const uint32_t d = pc64(q0 ^ x[2 * t]);
                 mn = d < mn ? d : mn;
             }
-            if (!_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s0)) && mn > l) continue;
+            if (!_mm256_movemask_epi8(_mm256_cmpgt_epi8(l1b, mb)) && mn > l) continue;
             const __m256i s = block_full(x);
-            const uint32_t vm = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
-            if (!vm) continue;
-            const uint32_t mask = _pext_u32(vm, 0x55555555u);
+            const uint32_t mask = word_mask(_mm256_cmpgt_epi16(l1, s));
+            if (!mask) continue;
             alignas(32) uint16_t dd[16];
             _mm256_store_si256(reinterpret_cast<__m256i*>(dd), s);
             m = emit16(dd, mask, j, m, pos, dist);
@@ -439,11 +460,11 @@ int64_t filter2_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, 
                 d[t] = pc64(q0 ^ c[0]) + pc64(q1 ^ c[1]);
                 mn = d[t] < mn ? d[t] : mn;
             }
-            const uint32_t vm = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(l1, s)));
-            if (!vm && mn > l) continue;
+            const __m256i hit = _mm256_cmpgt_epi16(l1, s);
+            if (!_mm256_movemask_epi8(hit) && mn > l) continue;
             alignas(32) uint16_t dd[16];
             _mm256_store_si256(reinterpret_cast<__m256i*>(dd), s);
-            uint32_t mask = _pext_u32(vm, 0x55555555u);
+            uint32_t mask = word_mask(hit);
             for (int t = 0; t < 16 - kVecCodes; ++t) {
                 dd[kVecCodes + t] = static_cast<uint16_t>(d[t]);
                 mask |= static_cast<uint32_t>(d[t] <= l) << (kVecCodes + t);
@@ -756,6 +777,11 @@ Prims fill(Isa isa, int64_t w, int64_t lw) {
     p.collect32 = &collect32;
     p.filter16 = pick_filter<uint16_t>(w);
     p.filter32 = pick_filter<int32_t>(w);
+#if HK_IMPL_AVX2
+    p.filter_fast_lim = w == 2 ? static_cast<int64_t>(kFirstWordMax) : -1;
+#else
+    p.filter_fast_lim = -1;
+#endif
     p.rel = lw == 1 ? &rel_w<1> : &rel_w<0>;
     p.gain = lw == 1 ? &gain_w<1> : &gain_w<0>;
     p.ap_lanes_tab = &ap_lanes_tab;
