@@ -255,13 +255,21 @@ class MIHIndex(_CodeStore):
 
         ``return_work=True`` returns ``(result, work)`` (see :meth:`search`).
         """
+        res, ids, work = self._range_work(q, r)
+        res = res._replace(idx=_map_ids(res.idx, ids))
+        return (res, work) if return_work else res
+
+    def _range_positions(self, q: Any, r: int):
+        res, ids, _ = self._range_work(q, r)
+        return res, ids
+
+    def _range_work(self, q: Any, r: int):
         snap = self._snapshot()
         db = self._db(snap)
         qc = self._queries(q).numpy()
         r = V.check_radius(r)
         if qc.n == 0:
-            res = _empty_radius()
-            return (res, np.zeros(0, np.int64)) if return_work else res
+            return _empty_radius(), snap.ids, np.zeros(0, np.int64)
         tab = self._tables_for(snap)
         nb = tab.n
         lims, idx, dist, work = _kernels(self.backend).mih_radius(
@@ -271,8 +279,7 @@ class MIHIndex(_CodeStore):
         if nb < db.n:
             more = _radius(self._scan(qc, snap.words[nb:]), r)
             res = _merge_radius(res, more._replace(idx=more.idx + nb))
-        res = res._replace(idx=_map_ids(res.idx, snap.ids))
-        return (res, work) if return_work else res
+        return res, snap.ids, work
 
     def _scan(self, qc: Codes, words: np.ndarray):
         return prepare(qc, Codes(words, self.nbits), backend=self.backend, nthreads=self.nthreads)

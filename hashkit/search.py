@@ -222,7 +222,9 @@ class _CodeStore:
         positions as ids.
         """
         words = self._words_of(codes, "codes")
-        ids = _check_ids(ids, "ids", words.shape[0])
+        self._add_ids(words, _check_ids(ids, "ids", words.shape[0]))
+
+    def _add_ids(self, words: np.ndarray, ids: np.ndarray) -> None:
         with self._lock:
             if self._ids is None:
                 self._ids = np.arange(self._buf.shape[0], dtype=np.int64)
@@ -234,7 +236,9 @@ class _CodeStore:
         Without explicit ids, ids are positions and the codes after a removed one move up (as
         FAISS's ``IndexBinaryFlat.remove_ids`` renumbers); with explicit ids nothing is renumbered.
         """
-        sel = _check_ids(ids, "ids", None)
+        return self._remove(_check_ids(ids, "ids", None))
+
+    def _remove(self, sel: np.ndarray) -> int:
         with self._lock:
             n = self._n
             cur = self._ids[:n] if self._ids is not None else np.arange(n, dtype=np.int64)
@@ -433,14 +437,18 @@ class HammingIndex(_CodeStore):
     def range_search(self, q: Any, r: int) -> RadiusResult:
         """Radius search (inclusive); see :func:`radius_search`. Returns ``(lims, dist, idx)``
         (FAISS's order); ``idx`` holds ids when the index has them."""
+        res, ids = self._range_positions(q, r)
+        return res._replace(idx=_map_ids(res.idx, ids))
+
+    def _range_positions(self, q: Any, r: int):
+        """``(result with positions, the snapshot's ids or None)``."""
         snap = self._snapshot()
         db = self._db(snap)
         qc = self._queries(q)
         if qc.n == 0:
             V.check_radius(r)
-            return _empty_radius()
-        res = _radius(self._prepare(qc, db, snap), r)
-        return res._replace(idx=_map_ids(res.idx, snap.ids))
+            return _empty_radius(), snap.ids
+        return _radius(self._prepare(qc, db, snap), r), snap.ids
 
     def _prepare(self, qc: Codes, db: Codes, snap: _Snapshot):
         return prepare(qc, db, backend=self.backend, nthreads=self.nthreads,
