@@ -37,7 +37,7 @@ import numpy as np
 from . import _validate as V
 from ._indexfile import read_index_file, write_index_file
 from .codes import Codes
-from .kernels import prepare, resolve
+from .kernels import get, prepare, resolve
 from .search import (RadiusResult, _CodeStore, _empty_radius, _empty_topk, _map_ids, _radius, _Snapshot,
                      _topk)
 
@@ -97,9 +97,7 @@ class _Tables(NamedTuple):
 def _kernels(backend: str):
     name = resolve(backend)
     if name == "cpp":
-        from . import _core
-
-        return _core
+        return get("cpp")  # hashkit._core, imported by the kernel selector
     if name == "numba":
         from .kernels import _numba_mih
 

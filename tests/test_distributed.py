@@ -220,3 +220,23 @@ def test_worker_killed_mid_query_errors_or_retries_exactly(tmp_path, source):
         assert isinstance(out["error"], RuntimeError) and "a shard was lost with its worker" in str(out["error"])
     if source == "file" and killed:
         assert "result" in out, f"a file-backed shard is reopened elsewhere: {out.get('error')!r}"
+
+
+def test_cli_helpers_for_search_and_eval(client, data):
+    # What `hashkit search --scheduler` and `hashkit eval --scheduler --shards` call.
+    import argparse
+
+    from hashkit.distributed._cli import add_scheduler_arguments, cluster_report, search_on_cluster
+
+    q, db, ql, rl = data
+    addr = client.scheduler.address
+    got = search_on_cluster(addr, db, q, k=6)
+    _same((got["dist"], got["idx"]), hashkit.topk(q, db, 6))
+    got = search_on_cluster(addr, db, q, radius=4)
+    _same((got["lims"], got["dist"], got["idx"]), tuple(hashkit.radius_search(q, db, 4)))
+    with cluster_report(addr, nshards=3) as rep:
+        _same(rep(q, db, ql, rl, metrics="map,p@k,pr", ks=[10]), M.report(q, db, ql, rl, metrics="map,p@k,pr", ks=[10]))
+    parser = argparse.ArgumentParser()
+    add_scheduler_arguments(parser, shards=True)
+    args = parser.parse_args(["--scheduler", addr, "--shards", "3"])
+    assert (args.scheduler, args.shards) == (addr, 3)

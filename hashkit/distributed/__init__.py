@@ -25,13 +25,7 @@ Example::
 
 from __future__ import annotations
 
-try:
-    import distributed as _distributed  # noqa: F401  (Dask's distributed scheduler)
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("hashkit.distributed needs Dask's distributed scheduler: "
-                      "pip install 'hashkit[distributed]' (or pip install 'dask[distributed]')") from exc
-
-from ._common import shard_sizes
+from ._common import dask as _dask, shard_sizes
 from ._index import ShardedIndex
 from ._metrics import (acg_at_k, map_compat, mean_average_precision, ndcg_at_k, pr_curve_radius,
                        precision_at_k, precision_within_radius, recall_at_k, report)
@@ -45,8 +39,7 @@ def connect(address: str, timeout: float = 30.0):
 
     Raises ``ValueError`` naming the address when no scheduler answers within ``timeout`` seconds.
     """
-    from distributed import Client
-
+    Client = _dask().Client
     if not isinstance(address, str) or not address.strip():
         raise ValueError(f"scheduler: expected an address such as tcp://host:8786, got {address!r}")
     try:

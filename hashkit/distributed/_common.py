@@ -9,6 +9,17 @@ import numpy as np
 from .. import _validate as V
 
 
+def dask():
+    """Dask's ``distributed`` module. Importing hashkit.distributed does not import Dask (a
+    Client does); what needs it says how to install it."""
+    try:
+        import distributed
+    except ImportError:
+        raise RuntimeError("hashkit.distributed needs Dask's distributed scheduler: pip install "
+                           "'hashkit[distributed]' (or 'dask[distributed]')") from None
+    return distributed
+
+
 def check_client(client: Any):
     """A ``dask.distributed.Client`` (anything with its submit / scatter / gather)."""
     if not all(callable(getattr(client, a, None)) for a in ("submit", "scatter", "gather", "scheduler_info")):
@@ -51,7 +62,7 @@ def gather_all(client, futures, what: str):
     """Every result or an exception: a lost worker becomes a RuntimeError saying what to do."""
     from asyncio import CancelledError
 
-    from distributed import KilledWorker
+    KilledWorker = dask().KilledWorker
 
     try:
         from distributed.client import FutureCancelledError
