@@ -38,6 +38,7 @@ struct MihVerify {
     const uint64_t* qkeys;
     const MihSub* subs;
     const uint64_t* db;
+    const uint64_t* cand_v;  // hashed table: each candidate's probe value, else nullptr
     int64_t w, m, j, s;
 };
 // Candidates whose codes are prefetched ahead of the check (a check is a few ns, a miss ~100).
@@ -126,6 +127,8 @@ double binom(int n, int64_t k) {
 constexpr int64_t kBatch = 4096;
 // How far ahead each pass prefetches (iterations): enough to cover a DRAM miss.
 constexpr int64_t kAhead = 48;
+// k-NN gives up early when finishing at the current bound would cost this many budgets.
+constexpr double kGiveUp = 8.0;
 constexpr double kMaxProbes = double(1 << 24);  // a step with more probes is never enumerated: the scan answers
 
 enum class Step { ok, over, corrupt };
@@ -136,7 +139,7 @@ struct Searcher {
     Codes db;
     int64_t nbits, limit, m, maxlen;
     MihVerifyFn vf;
-    std::vector<uint64_t> qkeys, buckets, found;
+    std::vector<uint64_t> qkeys, buckets, vals, cand_v, found;
     std::vector<uint32_t> cand;
     std::vector<std::pair<uint32_t, uint32_t>> ranges;
     std::vector<int64_t> hist;
@@ -156,20 +159,23 @@ struct Searcher {
         return p * (1.0 + double(db.n) / std::ldexp(1.0, sub.tbits));
     }
 
+    // The probe values of one step (Gosper's enumeration of the s-bit flip masks) and their
+    // buckets. A hashed table can map two probe values to one bucket: its candidates are then
+    // checked against their own probe value (an item is taken only where its key is the probe),
+    // so nothing is counted twice and no per-step sort is needed.
     void list_buckets(const MihSub& sub, uint64_t qk, int64_t s, int64_t count) {
         buckets.resize(static_cast<size_t>(count));
+        if (sub.hashed) vals.resize(static_cast<size_t>(count));
         uint64_t mask = s == 0 ? 0 : (s >= 64 ? ~uint64_t{0} : ((uint64_t{1} << s) - 1));
         for (int64_t i = 0; i < count; ++i) {
-            buckets[static_cast<size_t>(i)] = mih_bucket(qk ^ mask, sub);
+            const uint64_t v = qk ^ mask;
+            buckets[static_cast<size_t>(i)] = mih_bucket(v, sub);
+            if (sub.hashed) vals[static_cast<size_t>(i)] = v;
             if (i + 1 < count) {  // Gosper: the next mask with the same number of bits
                 const uint64_t c = mask & (~mask + 1);
                 const uint64_t r = mask + c;
                 mask = (((r ^ mask) >> 2) >> __builtin_ctzll(c)) | r;
             }
-        }
-        if (sub.hashed) {  // distinct keys can share a bucket: walk each bucket once
-            std::sort(buckets.begin(), buckets.end());
-            buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
         }
     }
 
@@ -206,7 +212,9 @@ struct Searcher {
         work += nb + total;
         if (limit > 0 && work > limit) return Step::over;
         cand.resize(static_cast<size_t>(total));
+        if (sub.hashed) cand_v.resize(static_cast<size_t>(total));
         uint32_t* c = cand.data();
+        uint64_t* cv = sub.hashed ? cand_v.data() : nullptr;
         for (int64_t i = 0; i < nb; ++i) {
             if (i + kAhead < nb) HK_PREFETCH(ids + ranges[static_cast<size_t>(i + kAhead)].first);
             const auto rg = ranges[static_cast<size_t>(i)];
@@ -214,13 +222,15 @@ struct Searcher {
                 const uint32_t id = ids[o];
                 if (id >= n) return Step::corrupt;
                 *c++ = id;
+                if (cv) *cv++ = vals[static_cast<size_t>(i)];
             }
         }
-        const MihVerify args{q, qkeys.data(), t.subs.data(), db.data, db.w, m, j, s};
+        MihVerify args{q, qkeys.data(), t.subs.data(), db.data, nullptr, db.w, m, j, s};
         for (int64_t c0 = 0; c0 < total; c0 += kBatch) {
             const int64_t nc = std::min(kBatch, total - c0);
             const size_t old = found.size();
             found.resize(old + static_cast<size_t>(nc));
+            args.cand_v = sub.hashed ? cand_v.data() + c0 : nullptr;
             const int64_t got = vf(args, cand.data() + c0, nc, total - c0, bound(), found.data() + old);
             found.resize(old + static_cast<size_t>(got));
             on_batch(old);
@@ -256,6 +266,17 @@ struct Searcher {
             const Step st = step(q, r, work, [&]() { return tb; }, on_batch);
             if (st != Step::ok) return st;
             if (full && tb <= r) break;  // every item at distance <= r is held
+            if (full && limit > 0) {
+                // The steps up to tb would have to be walked. tb still shrinks as closer items
+                // turn up, so this only gives up where even a much smaller tb could not be
+                // afforded (kGiveUp times the budget): 128-bit codes whose first k items lie far.
+                const double cap = kGiveUp * double(limit);
+                double rest = 0.0;
+                for (int64_t r2 = r + 1; r2 <= tb && double(work) + rest <= cap; ++r2) {
+                    if (r2 / m <= t.subs[static_cast<size_t>(r2 % m)].len) rest += step_cost(r2, nullptr);
+                }
+                if (double(work) + rest > cap) return Step::over;
+            }
             if (found.size() > static_cast<size_t>(4 * k + 4096)) {  // drop items beyond tb
                 found.erase(std::remove_if(found.begin(), found.end(),
                                            [&](uint64_t v) { return int64_t(v >> 32) > tb; }),
@@ -375,23 +396,46 @@ void mih_build(Codes db, const std::vector<MihSub>& subs, int nthreads, uint32_t
     });
 }
 
+namespace {
+
+// The queries (rows where work == -1) that the tables did not answer, as one batch: the linear
+// scan then reuses each database tile across them, as it does for any batch of queries.
+std::vector<uint64_t> fallback_rows(Codes q, const int64_t* work, std::vector<int64_t>& rows) {
+    rows.clear();
+    for (int64_t i = 0; i < q.n; ++i)
+        if (work[i] < 0) rows.push_back(i);
+    std::vector<uint64_t> buf(rows.size() * static_cast<size_t>(q.w));
+    for (size_t r = 0; r < rows.size(); ++r)
+        std::copy(q.data + rows[r] * q.w, q.data + (rows[r] + 1) * q.w, buf.begin() + r * q.w);
+    return buf;
+}
+
+}  // namespace
+
 bool mih_topk(Codes q, Codes db, int64_t nbits, const MihTables& t, int64_t k, int64_t limit,
               int nthreads, int32_t* dist, int64_t* idx, int64_t* work) {
     std::atomic<bool> bad{false};
     run_items(q.n, nthreads, [&]() {
         auto sp = std::make_shared<Searcher>(t, db, nbits, limit);
         return [&, sp](int64_t i) {
-            const uint64_t* qi = q.data + i * q.w;
             int64_t wk = 0;
-            const Step st = sp->knn(qi, k, dist + i * k, idx + i * k, wk);
+            const Step st = sp->knn(q.data + i * q.w, k, dist + i * k, idx + i * k, wk);
             if (st == Step::corrupt) bad = true;
-            if (st != Step::ok) {  // the linear scan answers this query
-                hk::topk(Codes{qi, 1, q.w}, db, nbits, k, 1, dist + i * k, idx + i * k);
-                wk = -1;
-            }
-            work[i] = wk;
+            work[i] = st == Step::ok ? wk : -1;
         };
     });
+    std::vector<int64_t> rows;
+    const std::vector<uint64_t> buf = fallback_rows(q, work, rows);
+    if (!rows.empty()) {  // answered by the linear scan, as one batch
+        const int64_t nr = static_cast<int64_t>(rows.size());
+        std::vector<int32_t> d(static_cast<size_t>(nr * k));
+        std::vector<int64_t> ix(static_cast<size_t>(nr * k));
+        hk::topk(Codes{buf.data(), nr, q.w}, db, nbits, k, nthreads, d.data(), ix.data());
+        for (int64_t r = 0; r < nr; ++r) {
+            std::copy(d.begin() + r * k, d.begin() + (r + 1) * k, dist + rows[static_cast<size_t>(r)] * k);
+            std::copy(ix.begin() + r * k, ix.begin() + (r + 1) * k, idx + rows[static_cast<size_t>(r)] * k);
+        }
+    }
     return !bad;
 }
 
@@ -403,23 +447,27 @@ bool mih_radius(Codes q, Codes db, int64_t nbits, const MihTables& t, int64_t r,
     run_items(q.n, nthreads, [&]() {
         auto sp = std::make_shared<Searcher>(t, db, nbits, limit);
         return [&, sp](int64_t i) {
-            const uint64_t* qi = q.data + i * q.w;
             int64_t wk = 0;
-            auto& dst = res[static_cast<size_t>(i)];
-            const Step st = sp->radius(qi, rr, wk, dst);
+            const Step st = sp->radius(q.data + i * q.w, rr, wk, res[static_cast<size_t>(i)]);
             if (st == Step::corrupt) bad = true;
-            if (st != Step::ok) {
-                RadiusResult one = hk::radius(Codes{qi, 1, q.w}, db, nbits, rr, 1);
-                dst.resize(static_cast<size_t>(one.m));
-                for (int64_t c = 0; c < one.m; ++c) {
-                    dst[static_cast<size_t>(c)] =
-                        (static_cast<uint64_t>(one.dist[c]) << 32) | static_cast<uint64_t>(one.idx[c]);
-                }
-                wk = -1;
-            }
-            work[i] = wk;
+            work[i] = st == Step::ok ? wk : -1;
         };
     });
+    std::vector<int64_t> rows;
+    const std::vector<uint64_t> buf = fallback_rows(q, work, rows);
+    if (!rows.empty()) {
+        RadiusResult scan = hk::radius(Codes{buf.data(), static_cast<int64_t>(rows.size()), q.w}, db, nbits,
+                                       rr, nthreads);
+        for (size_t i = 0; i < rows.size(); ++i) {
+            auto& dst = res[static_cast<size_t>(rows[i])];
+            const int64_t a = scan.lims[i], b = scan.lims[i + 1];
+            dst.resize(static_cast<size_t>(b - a));
+            for (int64_t c = a; c < b; ++c) {
+                dst[static_cast<size_t>(c - a)] =
+                    (static_cast<uint64_t>(scan.dist[c]) << 32) | static_cast<uint64_t>(scan.idx[c]);
+            }
+        }
+    }
     out.lims.assign(static_cast<size_t>(q.n + 1), 0);
     for (int64_t i = 0; i < q.n; ++i) {
         out.lims[static_cast<size_t>(i + 1)] = out.lims[static_cast<size_t>(i)] +

@@ -25,9 +25,8 @@ int64_t verify_w(const MihVerify& a, const uint32_t* cand, int64_t nc, int64_t a
         uint32_t d = 0;
         for (int64_t t = 0; t < w; ++t) d += mih_pc(a.q[t] ^ x[t]);
         if (static_cast<int64_t>(d) > bound) continue;
-        // A hashed bucket also holds other keys: the item belongs to this step only if its
-        // substring j is at distance exactly s.
-        if (mih_pc(mih_key(x, subs[j]) ^ a.qkeys[j]) != s) continue;
+        // A hashed bucket also holds other keys: the item is taken for the probe that is its key.
+        if (a.cand_v && mih_key(x, subs[j]) != a.cand_v[c]) continue;
         // First step of the item: no substring i < j within s, none i > j within s - 1.
         bool first = true;
         for (int64_t i = 0; i < m; ++i) {

@@ -219,7 +219,7 @@ class IndexBinaryFlat(IndexBinary):
 class IndexBinaryMultiHash(IndexBinary):
     """Multi-index hashing, exact (FAISS's ``IndexBinaryMultiHash`` interface).
 
-    ``nhash`` is the number of tables (substrings; default: ``round(d / log2 N)`` when the
+    ``nhash`` is the number of tables (substrings; default: ``ceil(d / log2 N)`` when the
     tables are built); ``b`` (bits per table in FAISS) and ``nflip`` are accepted and change
     nothing: the substrings tile all ``d`` bits and every search is exact, equal to
     :class:`IndexBinaryFlat`'s.

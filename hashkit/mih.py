@@ -55,14 +55,17 @@ _DELTA_SHARE = 64
 
 
 def default_m(nbits: int, n: int) -> int:
-    """The number of substrings for ``n`` codes of ``nbits`` bits: ``round(nbits / log2 n)``.
+    """The number of substrings for ``n`` codes of ``nbits`` bits: ``ceil(nbits / log2 n)``.
 
     Substrings of about ``log2 n`` bits hold about one item per bucket, the choice the MIH paper
-    derives and recommends; at least ``ceil(nbits / 64)`` (a substring has at most 64 bits) and
-    at most ``nbits``.
+    derives and recommends (``m = nbits / log2 n``); rounding up, so substrings are at most
+    ``log2 n`` bits, was measured faster for k-NN (random 64-bit codes, 2 threads, Zen 3: at
+    N = 1M m = 4 is 2.7x faster than m = 3 at k = 10; at N = 10M m = 3 beats m = 4 2.7x; the
+    radius searches differ little). At least ``ceil(nbits / 64)`` (a substring has at most 64
+    bits), at most ``nbits``.
     """
     lg = max(math.log2(max(int(n), 2)), 4.0)
-    m = int(round(nbits / lg))
+    m = math.ceil(nbits / lg - 1e-9)
     return int(min(nbits, max(m, -(-nbits // 64), 1)))
 
 
@@ -115,7 +118,7 @@ class MIHIndex(_CodeStore):
         Code length.
     m : int, optional
         Number of substrings (tables). Default: :func:`default_m` of the number of codes when
-        the tables are built, ``round(nbits / log2 N)``.
+        the tables are built, ``ceil(nbits / log2 N)``.
     backend : {"auto", "cpp", "numba"}
         CPU backends only; both give identical results and build identical tables.
     nthreads : int, optional

@@ -211,7 +211,7 @@ def test_argument_errors():
 
 def test_default_m_and_substrings():
     assert default_m(64, 10_000_000) == 3 and default_m(128, 10_000_000) == 6
-    assert default_m(64, 1_000_000) == 3 and default_m(256, 2) == 64
+    assert default_m(64, 1_000_000) == 4 and default_m(256, 2) == 64 and default_m(64, 2**16) == 4
     assert default_m(300, 10) >= 5                      # substrings of at most 64 bits
     d = substrings(64, 3, 10_000_000)
     assert d[:, 1].tolist() == [22, 21, 21] and not d[:, 3].any()

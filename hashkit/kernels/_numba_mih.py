@@ -41,6 +41,7 @@ _MIXB = np.uint64(0x94D049BB133111EB)
 _S27 = np.uint64(27)
 _S30 = np.uint64(30)
 _S31 = np.uint64(31)
+_GIVE_UP = 8.0
 _MAX_PROBES = float(1 << 24)  # a step with more probes is never enumerated: the scan answers
 
 
@@ -111,25 +112,19 @@ def _build_kernel(db, w0, sh, two, mask, tbits, hashed, base, offsets, ids):
         offsets[b0] = 0
 
 
-def _list_buckets(buckets, qk, s, count, tbits, hashed):
+def _list_values(vals, qk, s, count):
+    # The probe values of one step: qk with every s-bit flip mask (Gosper's enumeration). A
+    # hashed table can map two of them to one bucket; each candidate is then taken only for the
+    # probe that is its key, so nothing is counted twice (as csrc/mih.cpp).
     mask = _U0
     for _ in range(s):
         mask = (mask << _U1) | _U1
     for i in range(count):
-        buckets[i] = _bucket(qk ^ mask, tbits, hashed)
-        if i + 1 < count:  # Gosper: the next mask with the same number of bits
+        vals[i] = qk ^ mask
+        if i + 1 < count:
             c = mask & (~mask + _U1)
             r = mask + c
             mask = (((r ^ mask) >> _U2) // c) | r
-    nb = count
-    if hashed:
-        buckets[:count].sort()
-        nb = 0
-        for i in range(count):
-            if i == 0 or buckets[i] != buckets[i - 1]:
-                buckets[nb] = buckets[i]
-                nb += 1
-    return nb
 
 
 def _search_kernel(q, db, nbits, w0, sh, two, mask, lens, tbits, hashed, base, offsets, ids,
@@ -185,10 +180,11 @@ def _search_kernel(q, db, nbits, w0, sh, two, mask, lens, tbits, hashed, base, o
                     cnt = np.int64(probes)
                     if cnt > buckets.shape[0]:
                         buckets = np.empty(cnt, np.uint64)
-                    nb = _list_buckets(buckets, qkeys[j], s, cnt, tbits[j], hashed[j])
+                    _list_values(buckets, qkeys[j], s, cnt)
                     b0 = base[j]
-                    for bi in range(nb):
-                        b = np.int64(buckets[bi])
+                    for bi in range(cnt):
+                        v = buckets[bi]
+                        b = np.int64(_bucket(v, tbits[j], hashed[j]))
                         o0 = np.int64(offsets[b0 + b])
                         o1 = np.int64(offsets[b0 + b + 1])
                         if o0 > o1 or o1 > n:
@@ -208,7 +204,7 @@ def _search_kernel(q, db, nbits, w0, sh, two, mask, lens, tbits, hashed, base, o
                             d = _dist(q, qi, db, x)
                             if d > tb:
                                 continue
-                            if _popcount(_key(db, x, w0[j], sh[j], two[j], mask[j]) ^ qkeys[j]) != s:
+                            if hashed[j] and _key(db, x, w0[j], sh[j], two[j], mask[j]) != v:
                                 continue
                             first = True
                             for i2 in range(m):
@@ -241,6 +237,17 @@ def _search_kernel(q, db, nbits, w0, sh, two, mask, lens, tbits, hashed, base, o
                 if k > 0:
                     if full and tb <= step:
                         break
+                    if full and limit > 0:  # give up if finishing at tb costs _GIVE_UP budgets (C++)
+                        cap = _GIVE_UP * limit
+                        rest = 0.0
+                        for r2 in range(step + 1, tb + 1):
+                            if wk + rest > cap:
+                                break
+                            if r2 // m <= lens[r2 % m]:
+                                rest += _binom(lens[r2 % m], r2 // m) * (1.0 + n / 2.0 ** tbits[r2 % m])
+                        if wk + rest > cap:
+                            st = 1
+                            break
                     if nf > 4 * k + 4096:
                         keep = 0
                         for i3 in range(nf):
@@ -334,7 +341,7 @@ def _scan_radius_kernel(q, db, nbits, r, rows, fill, lims, out_d, out_i):
                 start[d] = p + 1
 
 
-_HELPERS = ("_popcount", "_mix", "_key", "_bucket", "_binom", "_dist", "_list_buckets")
+_HELPERS = ("_popcount", "_mix", "_key", "_bucket", "_binom", "_dist", "_list_values")
 _KERNELS = ("_build_kernel", "_search_kernel", "_scan_topk_kernel", "_scan_radius_kernel")
 _lock = threading.Lock()
 _compiled: SimpleNamespace | None = None
