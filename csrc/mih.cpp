@@ -127,8 +127,6 @@ double binom(int n, int64_t k) {
 constexpr int64_t kBatch = 4096;
 // How far ahead each pass prefetches (iterations): enough to cover a DRAM miss.
 constexpr int64_t kAhead = 48;
-// k-NN gives up early when finishing at the current bound would cost this many budgets.
-constexpr double kGiveUp = 8.0;
 constexpr double kMaxProbes = double(1 << 24);  // a step with more probes is never enumerated: the scan answers
 
 enum class Step { ok, over, corrupt };
@@ -266,17 +264,6 @@ struct Searcher {
             const Step st = step(q, r, work, [&]() { return tb; }, on_batch);
             if (st != Step::ok) return st;
             if (full && tb <= r) break;  // every item at distance <= r is held
-            if (full && limit > 0) {
-                // The steps up to tb would have to be walked. tb still shrinks as closer items
-                // turn up, so this only gives up where even a much smaller tb could not be
-                // afforded (kGiveUp times the budget): 128-bit codes whose first k items lie far.
-                const double cap = kGiveUp * double(limit);
-                double rest = 0.0;
-                for (int64_t r2 = r + 1; r2 <= tb && double(work) + rest <= cap; ++r2) {
-                    if (r2 / m <= t.subs[static_cast<size_t>(r2 % m)].len) rest += step_cost(r2, nullptr);
-                }
-                if (double(work) + rest > cap) return Step::over;
-            }
             if (found.size() > static_cast<size_t>(4 * k + 4096)) {  // drop items beyond tb
                 found.erase(std::remove_if(found.begin(), found.end(),
                                            [&](uint64_t v) { return int64_t(v >> 32) > tb; }),

@@ -41,7 +41,6 @@ _MIXB = np.uint64(0x94D049BB133111EB)
 _S27 = np.uint64(27)
 _S30 = np.uint64(30)
 _S31 = np.uint64(31)
-_GIVE_UP = 8.0
 _MAX_PROBES = float(1 << 24)  # a step with more probes is never enumerated: the scan answers
 
 
@@ -237,17 +236,6 @@ def _search_kernel(q, db, nbits, w0, sh, two, mask, lens, tbits, hashed, base, o
                 if k > 0:
                     if full and tb <= step:
                         break
-                    if full and limit > 0:  # give up if finishing at tb costs _GIVE_UP budgets (C++)
-                        cap = _GIVE_UP * limit
-                        rest = 0.0
-                        for r2 in range(step + 1, tb + 1):
-                            if wk + rest > cap:
-                                break
-                            if r2 // m <= lens[r2 % m]:
-                                rest += _binom(lens[r2 % m], r2 // m) * (1.0 + n / 2.0 ** tbits[r2 % m])
-                        if wk + rest > cap:
-                            st = 1
-                            break
                     if nf > 4 * k + 4096:
                         keep = 0
                         for i3 in range(nf):
