@@ -52,6 +52,10 @@ SCAN_FRACTION = 1 / 16
 # 1/64 of the tables' items, then the tables are rebuilt (amortised O(m) per added code).
 _DELTA_MIN = 4096
 _DELTA_SHARE = 64
+# k-NN pilot: of a batch of at least 4 x 64 queries the first 64 go through the tables first;
+# when more than 90% of those are scanned anyway, so is the rest of the batch, directly.
+_PILOT = 64
+_PILOT_GIVE_UP = 0.9
 
 
 def default_m(nbits: int, n: int) -> int:
@@ -241,14 +245,31 @@ class MIHIndex(_CodeStore):
             return (d, i, np.zeros(0, np.int64)) if return_work else (d, i)
         tab = self._tables_for(snap, k)
         nb = tab.n
-        d, i, work = _kernels(self.backend).mih_topk(qc.words, snap.words[:nb], self.nbits, tab.desc,
-                                                     tab.offsets, tab.ids, k, self._limit(nb), self.nthreads)
+        d, i, work = self._knn_tables(qc.words, snap.words[:nb], tab, k)
         if nb < db.n:  # codes added since the build: scanned, merged by (distance, index)
             k2 = min(k, db.n - nb)
             d2, i2 = _topk(self._scan(qc, snap.words[nb:]), k2, None)
             d, i = _merge_topk(d, i, d2, i2 + nb, k)
         i = _map_ids(i, snap.ids)
         return (d, i, work) if return_work else (d, i)
+
+    def _knn_tables(self, q: np.ndarray, words: np.ndarray, tab: _Tables, k: int):
+        """k-NN of a batch through the tables. A pilot of the first ``_PILOT`` queries goes first;
+        when nearly all of them exceed the budget (k-NN at a radius the tables cannot reach
+        cheaply, e.g. 128-bit random codes), the rest are scanned at once rather than each
+        spending its budget first (work -1). Deterministic: results never depend on it."""
+        kern = _kernels(self.backend)
+        args = (self.nbits, tab.desc, tab.offsets, tab.ids, k, self._limit(tab.n), self.nthreads)
+        nq = q.shape[0]
+        if self.scan_fraction is None or nq < 4 * _PILOT:
+            return kern.mih_topk(q, words, *args)
+        d, i, work = kern.mih_topk(q[:_PILOT], words, *args)
+        if np.mean(work < 0) <= _PILOT_GIVE_UP:
+            d2, i2, w2 = kern.mih_topk(np.ascontiguousarray(q[_PILOT:]), words, *args)
+        else:
+            d2, i2 = _topk(self._scan(Codes(np.ascontiguousarray(q[_PILOT:]), self.nbits), words), k, None)
+            w2 = np.full(nq - _PILOT, -1, np.int64)
+        return np.concatenate([d, d2]), np.concatenate([i, i2]), np.concatenate([work, w2])
 
     def range_search(self, q: Any, r: int, *, return_work: bool = False) -> RadiusResult:
         """Exact radius search (distance ``<= r``): ``(lims, dist, idx)`` in FAISS's order,

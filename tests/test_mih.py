@@ -245,3 +245,19 @@ def test_concurrent_adds_and_searches():
         t.join()
     assert not errors and index.ntotal == 3001
     assert sorted(map(int, index.codes().words[:, 0])) == sorted(map(int, db[:3001, 0]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pilot_scans_a_hopeless_batch_directly(backend):
+    # 300 queries (more than 4 x the 64-query pilot): with a budget no query can meet, the pilot
+    # falls back and the other 236 queries are scanned at once; the answer is still exact.
+    db, dbb = random_codes(RNG, 2000, 40)
+    q, qb = random_codes(RNG, 300, 40)
+    index = MIHIndex(40, backend=backend, scan_fraction=1e-9)
+    index.add(hashkit.Codes(db, 40))
+    od, oi = topk_ref(qb, dbb, 9)
+    d, i, work = index.search(hashkit.Codes(q, 40), 9, return_work=True)
+    assert np.array_equal(d, od) and np.array_equal(i, oi) and (work == -1).all()
+    index.scan_fraction = 10.0    # a budget every query meets: the pilot passes, all through the tables
+    d, i, work = index.search(hashkit.Codes(q, 40), 9, return_work=True)
+    assert np.array_equal(d, od) and np.array_equal(i, oi) and (work > 0).all()
