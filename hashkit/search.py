@@ -463,15 +463,16 @@ class HammingIndex(_CodeStore):
     @classmethod
     def load(cls, path: str | os.PathLike, *, backend: str = "auto", nthreads: int | None = None,
              mmap: bool = True) -> "HammingIndex":
-        """Read an index written by :meth:`save` (or the older ``.npz`` format).
+        """Read an index written by :meth:`save` or :meth:`hashkit.MIHIndex.save` (its codes and
+        ids; the tables are not needed for a scan), or the older ``.npz`` format.
 
         With ``mmap=True`` (default) the codes are memory-mapped read-only: opening costs no
         anonymous memory, several processes share one copy in the page cache, and the first
         :meth:`add` copies them into memory. Every array's CRC-32 is checked once.
         """
         f = read_index_file(path, mmap=mmap)
-        if f["kind"] not in (cls._KIND, "flat"):
-            raise ValueError(f"{os.fspath(path)}: holds a {f['kind']!r} index, expected {cls._KIND!r}")
+        if f["kind"] not in (cls._KIND, "flat", "mih"):  # an MIH file holds the codes too
+            raise ValueError(f"{os.fspath(path)}: holds a {f['kind']!r} index, expected 'flat' or 'mih'")
         index = cls(f["nbits"], backend=backend, nthreads=nthreads)
         index._load_arrays(f["arrays"], os.fspath(path))
         return index
