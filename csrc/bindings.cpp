@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "mih.h"
 #include "simd.h"
 
 namespace py = pybind11;
@@ -376,6 +377,115 @@ py::dict py_rank_stats(py::handle q_, py::handle db_, py::handle ql_, py::handle
     return d;
 }
 
+// ---- multi-index hashing (csrc/mih.h) ---------------------------------------------------
+// The tables may come from a memory-mapped file: their shapes are checked here, and the search
+// checks every offset and id it reads (a bad one raises, never reads out of bounds).
+struct MihArgs {
+    U64 qa, dba;
+    I64 desca;
+    py::array_t<uint32_t, py::array::c_style> offa, idsa;
+    hk::Codes q, db;
+    int64_t nbits;
+    hk::MihTables t;
+};
+
+void take_mih(MihArgs& a, py::handle q_, py::handle db_, py::handle nbits_, py::handle desc_,
+              py::handle offsets_, py::handle ids_) {
+    a.q = take_codes(q_, "q", a.qa);
+    a.db = take_codes(db_, "db", a.dba, a.q.w, "q");
+    a.nbits = take_nbits(nbits_, a.q);
+    if (a.db.n >= (int64_t{1} << 32)) {
+        throw py::value_error("db: MIH tables hold fewer than 2^32 items, got " + std::to_string(a.db.n));
+    }
+    a.desca = take_array<int64_t>(desc_, "desc", 2, "substring descriptors, shape (m, 4)");
+    if (a.desca.shape(1) != 4) throw py::value_error("desc: expected shape (m, 4), got " + shape_str(a.desca));
+    a.t.subs = hk::mih_subs(a.desca.data(), a.desca.shape(0), a.nbits, a.q.w);
+    a.offa = take_array<uint32_t>(offsets_, "offsets", 1, "CSR offsets of every table");
+    a.idsa = take_array<uint32_t>(ids_, "ids", 2, "item ids of every table, shape (m, n)");
+    const int64_t need = hk::mih_offsets_size(a.t.subs), m = a.desca.shape(0);
+    if (a.offa.shape(0) != need) {
+        throw py::value_error("offsets: expected " + std::to_string(need) + " entries for these tables, got " +
+                              shape_str(a.offa));
+    }
+    if (a.idsa.shape(0) != m || a.idsa.shape(1) != a.db.n) {
+        throw py::value_error("ids: expected shape (" + std::to_string(m) + ", " + std::to_string(a.db.n) +
+                              "), got " + shape_str(a.idsa));
+    }
+    a.t.offsets = a.offa.data();
+    a.t.ids = a.idsa.data();
+    check_padding(a.q, a.nbits, "q", "code bits beyond nbits =");
+    check_padding(a.db, a.nbits, "db", "code bits beyond nbits =");
+}
+
+const char* kMihBad = "tables: the MIH tables do not match the codes (an offset or id out of range); rebuild them";
+
+py::tuple py_mih_build(py::handle db_, py::handle nbits_, py::handle desc_, py::handle nthreads_) {
+    U64 dba;
+    const hk::Codes db = take_codes(db_, "db", dba);
+    const int64_t nbits = take_nbits(nbits_, db);
+    if (db.n >= (int64_t{1} << 32)) {
+        throw py::value_error("db: MIH tables hold fewer than 2^32 items, got " + std::to_string(db.n));
+    }
+    I64 desca = take_array<int64_t>(desc_, "desc", 2, "substring descriptors, shape (m, 4)");
+    if (desca.shape(1) != 4) throw py::value_error("desc: expected shape (m, 4), got " + shape_str(desca));
+    const auto subs = hk::mih_subs(desca.data(), desca.shape(0), nbits, db.w);
+    const int nt = take_threads(nthreads_);
+    check_padding(db, nbits, "db", "code bits beyond nbits =");
+    py::array_t<uint32_t> offsets(hk::mih_offsets_size(subs));
+    py::array_t<uint32_t> ids({static_cast<int64_t>(subs.size()), db.n});
+    uint32_t* po = offsets.mutable_data();
+    uint32_t* pi = ids.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        hk::mih_build(db, subs, nt, po, pi);
+    }
+    return py::make_tuple(offsets, ids);
+}
+
+py::tuple py_mih_topk(py::handle q_, py::handle db_, py::handle nbits_, py::handle desc_, py::handle offsets_,
+                      py::handle ids_, py::handle k_, py::handle limit_, py::handle nthreads_) {
+    MihArgs a;
+    take_mih(a, q_, db_, nbits_, desc_, offsets_, ids_);
+    const int64_t k = take_int_in(k_, "k", 1, a.db.n);
+    const int64_t limit = take_int_in(limit_, "limit", INT64_MIN, INT64_MAX);
+    const int nt = take_threads(nthreads_);
+    py::array_t<int32_t> dist({a.q.n, k});
+    py::array_t<int64_t> idx({a.q.n, k});
+    py::array_t<int64_t> work(a.q.n);
+    int32_t* d = dist.mutable_data();
+    int64_t* ix = idx.mutable_data();
+    int64_t* w = work.mutable_data();
+    bool ok;
+    {
+        py::gil_scoped_release nogil;
+        ok = hk::mih_topk(a.q, a.db, a.nbits, a.t, k, limit, nt, d, ix, w);
+    }
+    if (!ok) throw py::value_error(kMihBad);
+    return py::make_tuple(dist, idx, work);
+}
+
+py::tuple py_mih_radius(py::handle q_, py::handle db_, py::handle nbits_, py::handle desc_,
+                        py::handle offsets_, py::handle ids_, py::handle r_, py::handle limit_,
+                        py::handle nthreads_) {
+    MihArgs a;
+    take_mih(a, q_, db_, nbits_, desc_, offsets_, ids_);
+    const int64_t r = take_int_in(r_, "r", 0, INT64_MAX);
+    const int64_t limit = take_int_in(limit_, "limit", INT64_MIN, INT64_MAX);
+    const int nt = take_threads(nthreads_);
+    py::array_t<int64_t> work(a.q.n);
+    int64_t* w = work.mutable_data();
+    hk::RadiusResult res;
+    bool ok;
+    {
+        py::gil_scoped_release nogil;
+        ok = hk::mih_radius(a.q, a.db, a.nbits, a.t, r, limit, nt, w, res);
+    }
+    if (!ok) throw py::value_error(kMihBad);
+    return py::make_tuple(to_numpy(std::move(res.lims)), to_numpy(std::move(res.idx), res.m),
+                          to_numpy(std::move(res.dist), res.m), work);
+}
+// ---- end of multi-index hashing ----------------------------------------------------------
+
 py::dict py_build_info() {
     py::dict d;
     d["version"] = HASHKIT_VERSION;
@@ -413,6 +523,14 @@ PYBIND11_MODULE(_core, m) {
           py::arg("dbl"), py::arg("nbits"), py::arg("cutoffs"), py::arg("first_m"),
           py::arg("graded"), py::arg("nlabels"), py::arg("nthreads") = 0,
           "Statistics of the stable (distance, index) ranking; see docs/INTERNALS.md.");
+    m.def("mih_build", &py_mih_build, py::arg("db"), py::arg("nbits"), py::arg("desc"), py::arg("nthreads") = 0,
+          "Multi-index hashing tables: (offsets uint32, ids uint32 (m, N)); see csrc/mih.h.");
+    m.def("mih_topk", &py_mih_topk, py::arg("q"), py::arg("db"), py::arg("nbits"), py::arg("desc"),
+          py::arg("offsets"), py::arg("ids"), py::arg("k"), py::arg("limit"), py::arg("nthreads") = 0,
+          "Exact k-NN through MIH tables: (dist int32 (Q, k), idx int64 (Q, k), work int64 (Q,)).");
+    m.def("mih_radius", &py_mih_radius, py::arg("q"), py::arg("db"), py::arg("nbits"), py::arg("desc"),
+          py::arg("offsets"), py::arg("ids"), py::arg("r"), py::arg("limit"), py::arg("nthreads") = 0,
+          "Exact radius search through MIH tables: (lims, idx, dist, work).");
     m.def("simd_path", &hk::simd_path, "The popcount/SIMD path chosen for this CPU (after its self-test).");
     m.def("simd_self_test", &hk::simd_self_test,
           "What the start-up self-test of the SIMD paths against the scalar path found.");

@@ -26,6 +26,7 @@ _LAZY = {
     "acg_at_k": "hashkit.metrics",
     "report": "hashkit.metrics",
     "evaluate": "hashkit.eval",
+    "MIHIndex": "hashkit.mih",
     # sub-modules, so that ``hashkit.metrics`` works after ``import hashkit`` alone
     "metrics": "hashkit.metrics",
     "data": "hashkit.data",

@@ -96,7 +96,8 @@ def evaluate(source, metrics: Sequence[str] | str = ("map",), k=None,
              directions: Sequence[str] | None = None, ties: str = "index",
              radius_average: str = DEFAULT_AVERAGE, pk_grid=None, variants: Sequence[str] | str | None = None,
              per_query: bool = False, keys=None, packed_bits: int | None = None, bitorder: str = "little",
-             labels: str = "auto", backend: str = "auto", nthreads: int | None = None) -> dict:
+             labels: str = "auto", backend: str = "auto", nthreads: int | None = None,
+             client=None, nshards=None) -> dict:
     """Evaluate one code set in every (or the chosen) retrieval direction.
 
     Parameters
@@ -114,6 +115,8 @@ def evaluate(source, metrics: Sequence[str] | str = ("map",), k=None,
     per_query : also return per-query values (``"per_query"`` in each direction).
     keys, packed_bits, bitorder, labels : how to read the file (:func:`load_code_file`).
     backend, nthreads : kernel backend and thread count.
+    client, nshards : a ``dask.distributed.Client`` (and database shards): compute on that
+        cluster with :mod:`hashkit.distributed` (the same values bit for bit); None = here.
 
     Returns
     -------
@@ -160,19 +163,27 @@ def evaluate(source, metrics: Sequence[str] | str = ("map",), k=None,
             chosen.append(d)
     if not chosen:
         raise ValueError("source: the file holds no query/database pair of code sets to evaluate")
+    rep, compat = report, map_compat
+    if client is not None:
+        import functools
+
+        from . import distributed as hd
+
+        rep = functools.partial(hd.report, client=client, nshards=nshards)
+        compat = functools.partial(hd.map_compat, client=client, nshards=nshards)
     results = {}
     for d in chosen:
         q, r = present[d]
-        res = report(q, r, cf.query_labels, cf.db_labels, metrics=wanted, ks=k, ties=ties,
+        res = rep(q, r, cf.query_labels, cf.db_labels, metrics=wanted, ks=k, ties=ties,
                      radius_average=radius_average, pk_grid_spec=pk_grid, backend=backend,
                      nthreads=nthreads, details=True, per_query=per_query)
         for v in chosen_variants:
-            _add_variant(res, v, q, r, cf, k, backend, nthreads)
+            _add_variant(res, v, q, r, cf, k, backend, nthreads, compat)
         results[d] = res
     return {"source": str(cf.path) if cf.path else "", "meta": cf.meta, "directions": results}
 
 
-def _add_variant(res, v, q, r, cf, k, backend, nthreads):
+def _add_variant(res, v, q, r, cf, k, backend, nthreads, map_compat=map_compat):
     n = r.n
     ks = [] if v in _NO_K else ([x for x in (50, 100) if x <= n] or [n] if k is None
                                 else [int(x) for x in V.check_ks(k, n, "k")])
@@ -381,6 +392,9 @@ def add_eval_arguments(parser) -> None:
     parser.add_argument("--plot", metavar="DIR", default=None,
                         help="also write PR-by-radius and precision@k figures into the folder DIR")
     parser.add_argument("--plot-format", default="png", metavar="png,pdf,svg", help="figure formats (default: png)")
+    from .distributed._cli import add_scheduler_arguments
+
+    add_scheduler_arguments(parser, shards=True)
 
 
 def run_eval(args) -> int:
@@ -402,7 +416,15 @@ def run_eval(args) -> int:
         metrics += [m for m in ("pr", "pk") if m not in metrics]
     kwargs = dict(metrics=metrics, **metric_options(args), **read_options(args))
     sets = [one for s in sources for one in code_sets(s)]
-    results = [evaluate(one, **kwargs) for one in sets]
+    if args.shards is not None and not args.scheduler:
+        raise ValueError("--shards: only with --scheduler ADDRESS (the database is split over that cluster)")
+    if args.scheduler:
+        from .distributed._cli import cluster
+
+        with cluster(args.scheduler) as client:
+            results = [evaluate(one, client=client, nshards=args.shards, **kwargs) for one in sets]
+    else:
+        results = [evaluate(one, **kwargs) for one in sets]
     if args.json:
         print(to_json(results[0] if len(results) == 1 else results))
     else:

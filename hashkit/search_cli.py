@@ -48,6 +48,9 @@ def add_search_arguments(parser) -> None:
     parser.add_argument("--out", help="write the result to this .npz (default: print the first queries)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--threads", type=int, default=None)
+    from .distributed._cli import add_scheduler_arguments
+
+    add_scheduler_arguments(parser)
 
 
 def _pick(sets: dict, path: Path, name: str, side: str, chosen: str | None, option: str) -> Codes:
@@ -110,16 +113,19 @@ def run_search(args) -> int:
     if q.nbits != db.nbits:
         raise ValueError(f"queries and database: expected codes of the same length, got {q.nbits} and "
                          f"{db.nbits} bits")
-    if args.k is not None:
-        if not 1 <= args.k <= db.n:
-            raise ValueError(f"-k: expected an integer between 1 and the database size {db.n}, got {args.k}")
+    if args.k is not None and not 1 <= args.k <= db.n:
+        raise ValueError(f"-k: expected an integer between 1 and the database size {db.n}, got {args.k}")
+    if args.k is None and args.radius < 0:
+        raise ValueError(f"--radius: expected a non-negative integer, got {args.radius}")
+    if args.scheduler:
+        from .distributed._cli import search_on_cluster
+
+        result = search_on_cluster(args.scheduler, db, q, k=args.k, radius=args.radius)
+    elif args.k is not None:
         dist, idx = topk(q, db, args.k, backend=args.backend, nthreads=args.threads)
         result = {"dist": dist, "idx": idx}
     else:
-        if args.radius < 0:
-            raise ValueError(f"--radius: expected a non-negative integer, got {args.radius}")
-        res = radius_search(q, db, args.radius, backend=args.backend, nthreads=args.threads)
-        result = res._asdict()
+        result = radius_search(q, db, args.radius, backend=args.backend, nthreads=args.threads)._asdict()
     if args.out:
         with atomic_path(args.out, suffix=".npz") as tmp:
             np.savez(tmp, **result)

@@ -127,6 +127,13 @@ def map_compat(qB, rB, qL, rL, variant: str, k: int | None = None, *, nan_on_emp
     V.check_choice(variant, tuple(VARIANTS), "variant")
     V.check_bool(nan_on_empty, "nan_on_empty")
     p = prepare_pair(qB, rB, qL, rL, backend, nthreads)
+    return compat_prepared(p, variant, k, nan_on_empty, gather)
+
+
+def compat_prepared(p, variant: str, k, nan_on_empty: bool, gather_fn) -> float:
+    """:func:`map_compat` on a prepared pair, with the statistics from ``gather_fn(p, cutoffs=,
+    first_m=)`` (one machine, or :mod:`hashkit.distributed`'s sharded gather). The
+    ``dcmh-matlab-bug`` replica runs its NumPy loop on ``p`` here in either case."""
     n = p.db.n
     if variant == "dcmh-matlab-bug":
         k = _check_map_k(k, n)
@@ -149,7 +156,7 @@ def map_compat(qB, rB, qL, rL, variant: str, k: int | None = None, *, nan_on_emp
         cut = ()
     else:
         cut = () if k is None else (k,)
-    st = gather(p, cutoffs=cut, first_m=first_m)
+    st = gather_fn(p, cutoffs=cut, first_m=first_m)
     R = st.R
     if variant == "first-min-k-r":
         if nan_on_empty and (R == 0).any():

@@ -196,11 +196,19 @@ def report(qB, rB, qL, rL, metrics: Sequence[str] | str = ("map",), ks=None, tie
     V.check_choice(ties, TIES, "ties")
     V.check_choice(radius_average, AVERAGE, "radius_average")
     p = prepare_pair(qB, rB, qL, rL, backend, nthreads)
+    return assemble(p, gather, wanted, ks, ties, radius_average, pk_grid_spec, details, per_query)
+
+
+def assemble(p, gather_fn, wanted: list[str], ks, ties: str, radius_average: str, pk_grid_spec,
+             details: bool, per_query: bool) -> dict:
+    """:func:`report` on a prepared pair, with the statistics from ``gather_fn(p, cutoffs=,
+    graded=)``: :func:`hashkit.metrics._stats.gather` on one machine, the sharded gather of
+    :mod:`hashkit.distributed` on a cluster (one formula layer for both)."""
     n_db = p.db.n
     kk = _k_list(ks, n_db) if any(m in _AT_K for m in wanted) else []
     grid = pk_grid(n_db, pk_grid_spec) if "pk" in wanted else np.zeros(0, np.int64)
     graded = "ndcg@k" in wanted or "acg@k" in wanted
-    st = gather(p, cutoffs=np.union1d(np.asarray(kk, np.int64), grid), graded=graded)
+    st = gather_fn(p, cutoffs=np.union1d(np.asarray(kk, np.int64), grid), graded=graded)
     out: dict[str, Any] = {}
     pq: dict[str, np.ndarray] = {}
     conv_all = _conventions(ties, radius_average)
