@@ -33,6 +33,15 @@ def pytest_addoption(parser):
                     help="run the full benchmark grid (N = 200k, 1M x 16/32/64/128 bits)")
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """The CPU as the OS names it (with family/model: a VM may say only "AMD EPYC") and the SIMD
+    path hashkit's C++ kernels run on, so that report.py can print both beside every ratio."""
+    from hashkit import _bench
+
+    machine_info["cpu_model"] = _bench.cpu_model()
+    machine_info["hashkit_simd_path"] = _bench.simd_path()
+
+
 @pytest.fixture(scope="session")
 def bench_threads(request) -> int:
     return request.config.getoption("--bench-threads")

@@ -100,7 +100,7 @@ def build(mode: str) -> str:
 
 
 def load_backend(build_mode: str):
-    """Import hashkit._cuda_backend; after a standalone build, load that .so as hashkit._cuda."""
+    """Import hashkit.kernels._cuda; after a standalone build, load that .so as hashkit._cuda."""
     sys.path.insert(0, REPO)
     if build_mode == "cmake":
         so = glob.glob(os.path.join(REPO, "build", "cuda-standalone", "_cuda*.so"))[0]
@@ -111,7 +111,7 @@ def load_backend(build_mode: str):
 
         sys.modules["hashkit._cuda"] = mod
         hashkit._cuda = mod
-    from hashkit import _cuda_backend as cb
+    from hashkit.kernels import _cuda as cb
 
     if not cb.AVAILABLE:
         raise SystemExit(f"CUDA backend unavailable: {cb.REASON}")
@@ -121,7 +121,7 @@ def load_backend(build_mode: str):
 
 
 def cpu_backend():
-    from hashkit import _backend
+    from hashkit.kernels import _select as _backend
 
     for name in ("cpp", "numba"):
         if _backend.available().get(name):

@@ -44,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "hashkit", "train", "--method", m, "--dataset", "synthetic",
                "--data-option", f"n={args.n}", "--bits", *map(str, args.bits), "--seed", str(args.seed),
                "--split-seed", str(args.split_seed), "--threads", str(args.threads), "--out", str(run),
-               "--no-progress"]
+               "--no-progress", "--overwrite"]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         secs = time.perf_counter() - t0
         for b in args.bits:
-            res = evaluate(run / f"{b}bits" / "codes.npz", metrics=("map",))
+            res = evaluate(run / f"{b}bits-seed{args.seed}" / "codes.npz", metrics=("map",))
             rows.append({"method": m, "bits": b, "seconds": secs / len(args.bits),
                          **{d: res[d]["map"] for d in ("i2t", "t2i", "i2i", "t2t")}})
             print(f"{m} {b} bits: " + " ".join(f"{d} {rows[-1][d]:.4f}" for d in ("i2t", "t2i", "i2i", "t2t")),

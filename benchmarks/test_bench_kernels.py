@@ -22,7 +22,12 @@ time per group. Peers, all exact and all on the same thread count
   per item of fresh output each call allocates.
 
 Each pair also checks that both sides agree (distances; counts for radius), so a fast wrong
-answer cannot pass. Data: clustered codes from a seeded generator (benchmarks/conftest.py).
+answer cannot pass. Data: clustered codes from a seeded generator (``hashkit._bench``).
+
+``interleaved``: the README's goal workloads (``hashkit._bench.COMPARE``: top-100 and radius 2 at
+N = 1M, 64 and 128 bits), both sides in one loop of alternating rounds (what ``hashkit bench
+--compare faiss`` prints), so that a busy machine slows both alike; the per-round times and
+ratios go to ``extra_info`` and ``report.py`` prints them as their own rows.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 core = pytest.importorskip("hashkit._core")
+
+from hashkit import _bench  # noqa: E402  (after the skips: needs the compiled module)
 
 # (N, nbits) cases; the default grid keeps a full run to a few minutes on 2 cores.
 DEFAULT = [(200_000, 16), (200_000, 64), (200_000, 128), (1_000_000, 64)]
@@ -46,32 +53,15 @@ _cache: dict = {}
 
 
 def clustered_codes(n_db: int, n_q: int, nbits: int, seed: int):
-    """Packed uint64 codes (db (n_db, W), queries (n_q, W)) with realistic neighbourhoods.
+    """hashkit._bench.clustered_codes (the generator ``hashkit bench --compare faiss`` uses), cached.
 
-    Random centres (one per 200 items), each code a centre with ~3% of its bits flipped, so that small radii and
-    top-k have real neighbours and ties (uniform random codes would have none within r = 2).
-    Queries are drawn the same way, not copied from the database. Seeded; one cached key.
+    Random centres (one per 200 items), each code a centre with ~3% of its bits flipped, so that
+    small radii and top-k have real neighbours and ties. One cached key.
     """
     key = (n_db, n_q, nbits, seed)
-    if key in _cache:
-        return _cache[key]
-    _cache.clear()
-    rng = np.random.default_rng(seed)
-    w = (nbits + 63) // 64
-    ncent = max(16, n_db // 200)
-    centres = rng.integers(0, 2**64, (ncent, w), dtype=np.uint64)
-
-    def draw(n):
-        codes = centres[rng.integers(0, ncent, n)]
-        flip = rng.integers(0, 2**64, (n, w), dtype=np.uint64)
-        for _ in range(4):  # AND of five random words: each bit flips with p = 1/32
-            flip &= rng.integers(0, 2**64, (n, w), dtype=np.uint64)
-        codes = codes ^ flip
-        if nbits % 64:
-            codes[:, -1] &= np.uint64((1 << (nbits % 64)) - 1)
-        return np.ascontiguousarray(codes)
-
-    _cache[key] = (draw(n_db), draw(n_q))
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = _bench.clustered_codes(n_db, n_q, nbits, seed)
     return _cache[key]
 
 
@@ -179,3 +169,14 @@ def test_full_ranking_reused(run, case, impl, bench_threads):
             group, "faiss IndexBinaryFlat (counting, search_c)", threads=bench_threads)
     hd, hi = core.topk(q, db, nbits, n, bench_threads)
     assert np.array_equal(dist, hd) and np.array_equal(idx, hi)
+
+
+@pytest.mark.parametrize("workload", _bench.COMPARE, ids=[f"{w[1]}-{w[3]}b" for w in _bench.COMPARE])
+def test_interleaved(benchmark, workload, bench_threads, bench_rounds):
+    row = _bench.compare_faiss(rounds=bench_rounds, threads=bench_threads, workloads=[workload],
+                               with_map=False)[0]
+    name, op, n, nbits, nq, goal = workload
+    benchmark.extra_info.update(group=_group(f"interleaved-{op}", n, nbits, nq), impl="hashkit",
+                                threads=bench_threads, interleaved=row)
+    # the timing is in extra_info (one loop for both sides); the benchmark itself is a placeholder
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)

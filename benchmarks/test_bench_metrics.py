@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
+import sys
+import textwrap
 import time
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from hashkit import _backend
+from hashkit.kernels import _select as _backend
 from hashkit import metrics as M
 
 SCALES = {"mirflickr": (2000, 18015), "nuswide": (2100, 193734)}
@@ -157,3 +160,45 @@ def test_map_peak_memory_nuswide(benchmark, k):
           qn_float64_matrix_bytes=Q * N * 8, wall_s=wall)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     assert peak < Q * N * 8 / 20
+
+
+# --- rank_stats past 2^24 relevant items (issue 14): a correctness check too large for tests/ ---
+
+RANK_2_24 = textwrap.dedent("""
+    import sys, numpy as np
+    from hashkit import _core as core
+    n = 2**24 + 2**20
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**63, (8, 4), dtype=np.uint64)
+    db = base[rng.integers(0, 8, n)]  # eight distinct 256-bit codes: many ties, eight distances
+    q = base[:1].copy()
+    ql, dl = np.ones((1, 1), np.uint64), np.ones((n, 1), np.uint64)
+    cut = np.array([2**24 + 3, n], np.int64)
+    out = core.rank_stats(q, db, ql, dl, 256, cut, 2**24 + 5, False, 1, 0)
+    print(core.simd_path(), repr(float(out["ap_sum"][0])), repr(float(out["ap_first"][0])),
+          repr(out["ap_sum_at"][0].tolist()), out["rel_at"][0].tolist())
+""")
+
+
+@pytest.mark.slow
+def test_rank_stats_past_2_24_relevant_items():
+    """Every item relevant: each AP term relrank / pos is exactly 1.0, so ap_sum = N exactly.
+
+    256-bit codes take rank_stats' unpacked path, whose final ranks carry the relevant rank in
+    bits 32..63: past 2^24 relevant items their top byte is non-zero. That byte indexed a
+    one-entry offset table (an out-of-bounds read; MAP 0.99999826 here on the scalar, popcnt and
+    AVX2 paths). Run on every SIMD path this CPU has, each in its own process (the path is
+    chosen once per process); about 1 GB and a few seconds each.
+    """
+    core = pytest.importorskip("hashkit._core")
+    order = ["scalar", "popcnt", "avx2", "avx512-vpopcntdq"]
+    n = 2**24 + 2**20
+    for path in order[: order.index(core.simd_path()) + 1]:
+        env = dict(os.environ, HASHKIT_SIMD=path)
+        res = subprocess.run([sys.executable, "-c", RANK_2_24], env=env, check=True,
+                             capture_output=True, text=True).stdout.split(maxsplit=3)
+        got_path, ap_sum, ap_first, rest = res[0], float(res[1]), float(res[2]), res[3]
+        assert got_path == path
+        assert ap_sum == float(n), (path, ap_sum / n)
+        assert ap_first == float(2**24 + 5), (path, ap_first)
+        assert rest.split("]")[0] == f"[{float(2**24 + 3)!r}, {float(n)!r}", (path, rest)

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "mih.h"
 #include "simd.h"
 
 namespace py = pybind11;
@@ -33,7 +34,11 @@ std::string shape_str(const py::array& a) {
     return s.str();
 }
 
-std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+// str(x) of any Python object. Taking a py::handle matters: py::str(const dtype&) is ambiguous
+// (str(handle) vs str(const object&)) on every pybind11 before 3.1, which pyproject.toml admits.
+std::string obj_str(py::handle h) { return py::str(h).cast<std::string>(); }
+
+std::string dtype_str(const py::array& a) { return obj_str(a.dtype()); }
 
 std::string type_name(py::handle h) { return py::str(py::type::handle_of(h).attr("__name__")); }
 
@@ -49,7 +54,7 @@ py::array_t<T, py::array::c_style> take_array(py::handle h, const char* name, in
     const auto want = py::dtype::of<T>();
     if (!py::detail::npy_api::get().PyArray_EquivTypes_(want.ptr(), a.dtype().ptr())) {
         throw py::type_error(std::string(name) + ": expected dtype " +
-                             py::str(want).cast<std::string>() + " (" + expect + "), got dtype " +
+                             obj_str(want) + " (" + expect + "), got dtype " +
                              dtype_str(a) + " (no silent conversion: cast it explicitly)");
     }
     if (a.ndim() != ndim) {
@@ -91,28 +96,52 @@ hk::Codes take_codes(py::handle h, const char* name, U64& keep, int64_t w_must =
     return hk::Codes{keep.data(), n, w};
 }
 
-int64_t take_int(py::handle h, const char* name) {
+// `overflow` is set to -1 / +1 (and 0 returned) when the integer does not fit in int64; `text`
+// receives its decimal form then, for the message.
+int64_t take_int(py::handle h, const char* name, int& overflow, std::string& text) {
     if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr())) {
         throw py::type_error(std::string(name) + ": expected an integer, got " + type_name(h));
     }
     py::int_ v = py::reinterpret_steal<py::int_>(PyNumber_Index(h.ptr()));
     if (!v) throw py::error_already_set();
-    int overflow = 0;
+    overflow = 0;
     const long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
-    if (overflow) {
-        throw py::value_error(std::string(name) + ": integer out of range, got " +
-                              py::str(v).cast<std::string>());
-    }
-    return static_cast<int64_t>(x);
+    if (overflow) text = py::str(static_cast<py::handle>(v)).cast<std::string>();
+    return overflow ? 0 : static_cast<int64_t>(x);
 }
 
 int64_t take_int_in(py::handle h, const char* name, int64_t lo, int64_t hi) {
-    const int64_t x = take_int(h, name);
-    if (x < lo || x > hi) {
+    int overflow = 0;
+    std::string text;
+    const int64_t x = take_int(h, name, overflow, text);
+    if (overflow || x < lo || x > hi) {
         throw py::value_error(std::string(name) + ": expected an integer in [" + std::to_string(lo) +
-                              ", " + std::to_string(hi) + "], got " + std::to_string(x));
+                              ", " + std::to_string(hi) + "], got " +
+                              (overflow ? text : std::to_string(x)));
     }
     return x;
+}
+
+// A radius follows one rule on every backend (hashkit/_validate.py check_radius, same
+// messages): any non-negative integer of any size; r >= nbits selects every item, so it is
+// clamped to nbits. 2^63 and beyond are valid radii, not an overflow (issue 14).
+int64_t take_radius(py::handle h, int64_t nbits) {
+    if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr())) {
+        throw py::type_error("r: expected a non-negative integer radius, got " + type_name(h));
+    }
+    int overflow = 0;
+    std::string text;
+    int64_t x = 0;
+    try {
+        x = take_int(h, "r", overflow, text);
+    } catch (py::error_already_set&) {  // __index__ exists but refused (e.g. a 0-d float array)
+        throw py::type_error("r: expected a non-negative integer radius, got " + type_name(h));
+    }
+    if (overflow < 0 || (overflow == 0 && x < 0)) {
+        throw py::value_error("r: expected a non-negative integer radius, got " +
+                              (overflow ? text : std::to_string(x)));
+    }
+    return (overflow > 0 || x > nbits) ? nbits : x;
 }
 
 int take_threads(py::handle h) {
@@ -242,7 +271,7 @@ py::tuple py_radius(py::handle q_, py::handle db_, py::handle nbits_, py::handle
     const hk::Codes q = take_codes(q_, "q", qa);
     const hk::Codes db = take_codes(db_, "db", dba, q.w, "q");
     const int64_t nbits = take_nbits(nbits_, q);
-    const int64_t r = take_int_in(r_, "r", 0, INT64_MAX);
+    const int64_t r = take_radius(r_, nbits);
     const int nt = take_threads(nthreads_);
     check_padding(q, nbits, "q", "code bits beyond nbits =");
     check_padding(db, nbits, "db", "code bits beyond nbits =");
@@ -348,6 +377,115 @@ py::dict py_rank_stats(py::handle q_, py::handle db_, py::handle ql_, py::handle
     return d;
 }
 
+// ---- multi-index hashing (csrc/mih.h) ---------------------------------------------------
+// The tables may come from a memory-mapped file: their shapes are checked here, and the search
+// checks every offset and id it reads (a bad one raises, never reads out of bounds).
+struct MihArgs {
+    U64 qa, dba;
+    I64 desca;
+    py::array_t<uint32_t, py::array::c_style> offa, idsa;
+    hk::Codes q, db;
+    int64_t nbits;
+    hk::MihTables t;
+};
+
+void take_mih(MihArgs& a, py::handle q_, py::handle db_, py::handle nbits_, py::handle desc_,
+              py::handle offsets_, py::handle ids_) {
+    a.q = take_codes(q_, "q", a.qa);
+    a.db = take_codes(db_, "db", a.dba, a.q.w, "q");
+    a.nbits = take_nbits(nbits_, a.q);
+    if (a.db.n >= (int64_t{1} << 32)) {
+        throw py::value_error("db: MIH tables hold fewer than 2^32 items, got " + std::to_string(a.db.n));
+    }
+    a.desca = take_array<int64_t>(desc_, "desc", 2, "substring descriptors, shape (m, 4)");
+    if (a.desca.shape(1) != 4) throw py::value_error("desc: expected shape (m, 4), got " + shape_str(a.desca));
+    a.t.subs = hk::mih_subs(a.desca.data(), a.desca.shape(0), a.nbits, a.q.w);
+    a.offa = take_array<uint32_t>(offsets_, "offsets", 1, "CSR offsets of every table");
+    a.idsa = take_array<uint32_t>(ids_, "ids", 2, "item ids of every table, shape (m, n)");
+    const int64_t need = hk::mih_offsets_size(a.t.subs), m = a.desca.shape(0);
+    if (a.offa.shape(0) != need) {
+        throw py::value_error("offsets: expected " + std::to_string(need) + " entries for these tables, got " +
+                              shape_str(a.offa));
+    }
+    if (a.idsa.shape(0) != m || a.idsa.shape(1) != a.db.n) {
+        throw py::value_error("ids: expected shape (" + std::to_string(m) + ", " + std::to_string(a.db.n) +
+                              "), got " + shape_str(a.idsa));
+    }
+    a.t.offsets = a.offa.data();
+    a.t.ids = a.idsa.data();
+    check_padding(a.q, a.nbits, "q", "code bits beyond nbits =");
+    check_padding(a.db, a.nbits, "db", "code bits beyond nbits =");
+}
+
+const char* kMihBad = "tables: the MIH tables do not match the codes (an offset or id out of range); rebuild them";
+
+py::tuple py_mih_build(py::handle db_, py::handle nbits_, py::handle desc_, py::handle nthreads_) {
+    U64 dba;
+    const hk::Codes db = take_codes(db_, "db", dba);
+    const int64_t nbits = take_nbits(nbits_, db);
+    if (db.n >= (int64_t{1} << 32)) {
+        throw py::value_error("db: MIH tables hold fewer than 2^32 items, got " + std::to_string(db.n));
+    }
+    I64 desca = take_array<int64_t>(desc_, "desc", 2, "substring descriptors, shape (m, 4)");
+    if (desca.shape(1) != 4) throw py::value_error("desc: expected shape (m, 4), got " + shape_str(desca));
+    const auto subs = hk::mih_subs(desca.data(), desca.shape(0), nbits, db.w);
+    const int nt = take_threads(nthreads_);
+    check_padding(db, nbits, "db", "code bits beyond nbits =");
+    py::array_t<uint32_t> offsets(hk::mih_offsets_size(subs));
+    py::array_t<uint32_t> ids({static_cast<int64_t>(subs.size()), db.n});
+    uint32_t* po = offsets.mutable_data();
+    uint32_t* pi = ids.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        hk::mih_build(db, subs, nt, po, pi);
+    }
+    return py::make_tuple(offsets, ids);
+}
+
+py::tuple py_mih_topk(py::handle q_, py::handle db_, py::handle nbits_, py::handle desc_, py::handle offsets_,
+                      py::handle ids_, py::handle k_, py::handle limit_, py::handle nthreads_) {
+    MihArgs a;
+    take_mih(a, q_, db_, nbits_, desc_, offsets_, ids_);
+    const int64_t k = take_int_in(k_, "k", 1, a.db.n);
+    const int64_t limit = take_int_in(limit_, "limit", INT64_MIN, INT64_MAX);
+    const int nt = take_threads(nthreads_);
+    py::array_t<int32_t> dist({a.q.n, k});
+    py::array_t<int64_t> idx({a.q.n, k});
+    py::array_t<int64_t> work(a.q.n);
+    int32_t* d = dist.mutable_data();
+    int64_t* ix = idx.mutable_data();
+    int64_t* w = work.mutable_data();
+    bool ok;
+    {
+        py::gil_scoped_release nogil;
+        ok = hk::mih_topk(a.q, a.db, a.nbits, a.t, k, limit, nt, d, ix, w);
+    }
+    if (!ok) throw py::value_error(kMihBad);
+    return py::make_tuple(dist, idx, work);
+}
+
+py::tuple py_mih_radius(py::handle q_, py::handle db_, py::handle nbits_, py::handle desc_,
+                        py::handle offsets_, py::handle ids_, py::handle r_, py::handle limit_,
+                        py::handle nthreads_) {
+    MihArgs a;
+    take_mih(a, q_, db_, nbits_, desc_, offsets_, ids_);
+    const int64_t r = take_int_in(r_, "r", 0, INT64_MAX);
+    const int64_t limit = take_int_in(limit_, "limit", INT64_MIN, INT64_MAX);
+    const int nt = take_threads(nthreads_);
+    py::array_t<int64_t> work(a.q.n);
+    int64_t* w = work.mutable_data();
+    hk::RadiusResult res;
+    bool ok;
+    {
+        py::gil_scoped_release nogil;
+        ok = hk::mih_radius(a.q, a.db, a.nbits, a.t, r, limit, nt, w, res);
+    }
+    if (!ok) throw py::value_error(kMihBad);
+    return py::make_tuple(to_numpy(std::move(res.lims)), to_numpy(std::move(res.idx), res.m),
+                          to_numpy(std::move(res.dist), res.m), work);
+}
+// ---- end of multi-index hashing ----------------------------------------------------------
+
 py::dict py_build_info() {
     py::dict d;
     d["version"] = HASHKIT_VERSION;
@@ -355,6 +493,7 @@ py::dict py_build_info() {
     d["flags"] = HASHKIT_CXX_FLAGS;
     d["build_type"] = HASHKIT_BUILD_TYPE;
     d["simd_path"] = hk::simd_path();
+    d["simd_self_test"] = hk::simd_self_test();
     d["simd_paths_compiled"] = py::make_tuple("scalar", "popcnt", "avx2", "avx512-vpopcntdq");
     d["hardware_threads"] = std::thread::hardware_concurrency();
     d["pybind11"] = std::to_string(PYBIND11_VERSION_MAJOR) + "." +
@@ -384,6 +523,16 @@ PYBIND11_MODULE(_core, m) {
           py::arg("dbl"), py::arg("nbits"), py::arg("cutoffs"), py::arg("first_m"),
           py::arg("graded"), py::arg("nlabels"), py::arg("nthreads") = 0,
           "Statistics of the stable (distance, index) ranking; see docs/INTERNALS.md.");
-    m.def("simd_path", &hk::simd_path, "The popcount/SIMD path chosen for this CPU.");
+    m.def("mih_build", &py_mih_build, py::arg("db"), py::arg("nbits"), py::arg("desc"), py::arg("nthreads") = 0,
+          "Multi-index hashing tables: (offsets uint32, ids uint32 (m, N)); see csrc/mih.h.");
+    m.def("mih_topk", &py_mih_topk, py::arg("q"), py::arg("db"), py::arg("nbits"), py::arg("desc"),
+          py::arg("offsets"), py::arg("ids"), py::arg("k"), py::arg("limit"), py::arg("nthreads") = 0,
+          "Exact k-NN through MIH tables: (dist int32 (Q, k), idx int64 (Q, k), work int64 (Q,)).");
+    m.def("mih_radius", &py_mih_radius, py::arg("q"), py::arg("db"), py::arg("nbits"), py::arg("desc"),
+          py::arg("offsets"), py::arg("ids"), py::arg("r"), py::arg("limit"), py::arg("nthreads") = 0,
+          "Exact radius search through MIH tables: (lims, idx, dist, work).");
+    m.def("simd_path", &hk::simd_path, "The popcount/SIMD path chosen for this CPU (after its self-test).");
+    m.def("simd_self_test", &hk::simd_self_test,
+          "What the start-up self-test of the SIMD paths against the scalar path found.");
     m.def("build_info", &py_build_info, "Compiler, flags and version of this build.");
 }

@@ -76,9 +76,9 @@ DistFn<DistT> dist_fn(const Prims& p) {
 }
 
 template <class DistT>
-CollectFn<DistT> collect_fn(const Prims& p) {
-    if constexpr (std::is_same<DistT, uint16_t>::value) return p.collect16;
-    else return p.collect32;
+FilterFn<DistT> filter_fn(const Prims& p) {
+    if constexpr (std::is_same<DistT, uint16_t>::value) return p.filter16;
+    else return p.filter32;
 }
 
 // Candidates admitted for one query by top-k selection, in database-index order.
@@ -102,10 +102,13 @@ struct Selection {
         below = 0;
     }
 
-    void admit(const DistT* buf, const uint32_t* pos, int64_t m, int64_t j0, int64_t k) {
+    // The m candidates of a tile: positions pos (in index order) from j0, distances dist;
+    // those at or below `skip` are already in (a rescan after a failed guess, topk_select).
+    void admit(const DistT* dist, const uint32_t* pos, int64_t m, int64_t j0, int64_t k,
+               int64_t skip = -1) {
         for (int64_t c = 0; c < m; ++c) {
-            const int64_t dd = buf[pos[c]];
-            if (dd >= t) continue;  // t fell while walking this tile
+            const int64_t dd = dist[c];
+            if (dd >= t || dd <= skip) continue;  // t fell while walking this tile
             ++h[dd];
             idx.push_back(j0 + pos[c]);
             d.push_back(static_cast<DistT>(dd));
@@ -139,34 +142,70 @@ struct Selection {
     }
 };
 
+// A guessed limit (the filter's fast limit G, FilterFn's pre-test cut on AVX2 two-word codes):
+// while fewer than k items within G have been admitted (t > G), the filter runs with limit G
+// instead of t - 1. Exact whenever the guess holds: once k items within G exist (t <= G), the
+// top-k lie within G, and every item within G was admitted. Without the guess the limit stays
+// above G until k near items have been seen, which for neighbours spread through the database
+// (clustered codes at 128 bits) is half the scan at the full distance's cost.
+// A query whose guess looks wrong (checked at tile ends from j >= N / kGuessCheck on: fewer
+// than 3/4 of k extrapolated from the items within G so far) or is wrong at the end rescans
+// [0, j) for the items above G, then goes on with t - 1. The candidate list then holds, at
+// every distance, its items in index order (within G: [0, j) then [j, N); above G: the rescan
+// of [0, j) then [j, N)), which admit / compact / the final counting sort rely on.
+constexpr int64_t kGuessCheck = 16;
+
 template <class DistT>
 void topk_select(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* out_d,
                  int64_t* out_i) {
-    const Prims p = get_prims(best_isa(), q.w, 1);
-    const DistFn<DistT> dist = dist_fn<DistT>(p);
-    const CollectFn<DistT> collect = collect_fn<DistT>(p);
+    const Prims p = get_prims(active_isa(), q.w, 1);
+    const FilterFn<DistT> filter = filter_fn<DistT>(p);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
     const size_t cap = static_cast<size_t>(2 * k + 4096);
+    // G < nbits: a guess G >= nbits would change nothing.
+    const int64_t G = p.filter_fast_lim < nbits ? p.filter_fast_lim : -1;
     run_blocks(nblocks, nthreads, [&]() {
         return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
-                sel = std::vector<Selection<DistT>>(kQueryBlock),
+                cd = std::vector<DistT>(T + 16), sel = std::vector<Selection<DistT>>(kQueryBlock),
+                guess = std::vector<char>(kQueryBlock),
                 off = std::vector<int64_t>(nbits + 2)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
-            for (int64_t i = q0; i < q1; ++i) sel[i - q0].reset(nbits);
+            for (int64_t i = q0; i < q1; ++i) {
+                sel[i - q0].reset(nbits);
+                guess[i - q0] = G >= 0;
+            }
+            auto scan = [&](int64_t i, Selection<DistT>& s, int64_t j0, int64_t n, int64_t lim,
+                            int64_t skip) {
+                const int64_t m = filter(q.data + i * W, db.data + j0 * W, n, W,
+                                         static_cast<DistT>(lim), buf.data(), pos.data(),
+                                         cd.data());
+                s.admit(cd.data(), pos.data(), m, j0, k, skip);
+                if (s.idx.size() > cap) s.compact(k);
+            };
+            // Gives up query i's guess after [0, j): the items above G there, then t - 1 on.
+            auto give_up = [&](int64_t i, Selection<DistT>& s, int64_t j) {
+                guess[i - q0] = 0;
+                for (int64_t j0 = 0; j0 < j && s.t > 0; j0 += T)
+                    scan(i, s, j0, std::min(T, j - j0), s.t - 1, G);
+            };
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t i = q0; i < q1; ++i) {
                     Selection<DistT>& s = sel[i - q0];
                     if (s.t == 0) continue;
-                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
-                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(s.t - 1), pos.data());
-                    s.admit(buf.data(), pos.data(), m, j0, k);
-                    if (s.idx.size() > cap) s.compact(k);
+                    const bool g = guess[i - q0] && s.t > G;
+                    scan(i, s, j0, n, g ? G : s.t - 1, -1);
+                    if (!g || s.t <= G) continue;
+                    // Still guessing: below = the items within G so far (all admitted).
+                    const int64_t j = j0 + n;
+                    if (j < N && j * kGuessCheck >= N && 4 * s.below * N < 3 * k * j)
+                        give_up(i, s, j);
                 }
             }
             for (int64_t i = q0; i < q1; ++i) {
                 Selection<DistT>& s = sel[i - q0];
+                if (guess[i - q0] && s.t > G) give_up(i, s, N);
                 s.compact(k);
                 // Stable counting sort of the k survivors (already in index order) by distance.
                 int64_t cum = 0;
@@ -231,7 +270,7 @@ void place_indices(const DistT* __restrict d, int64_t n, int64_t nbits, int64_t 
 template <class DistT>
 void topk_full(Codes q, Codes db, int64_t nbits, int64_t k, int nthreads, int32_t* out_d,
                int64_t* out_i) {
-    const Prims p = get_prims(best_isa(), q.w, 1);
+    const Prims p = get_prims(active_isa(), q.w, 1);
     const DistFn<DistT> dist = dist_fn<DistT>(p);
     const int64_t W = q.w, N = db.n;
     run_blocks(q.n, nthreads, [&]() {
@@ -276,9 +315,8 @@ constexpr int64_t kDenseHits = 8;  // a query is dense past N / kDenseHits hits
 
 template <class DistT, class IdxT>
 RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthreads) {
-    const Prims p = get_prims(best_isa(), q.w, 1);
-    const DistFn<DistT> dist = dist_fn<DistT>(p);
-    const CollectFn<DistT> collect = collect_fn<DistT>(p);
+    const Prims p = get_prims(active_isa(), q.w, 1);
+    const FilterFn<DistT> filter = filter_fn<DistT>(p);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t rr = std::min(r, nbits), nr = rr + 1;
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
@@ -315,18 +353,20 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
     res.lims.assign(static_cast<size_t>(q.n + 1), 0);
     int64_t* lims = res.lims.data();
     run_blocks(nblocks, nthreads, [&]() {
-        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16)](int64_t b) mutable {
+        return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
+                cd = std::vector<DistT>(T + 16)](int64_t b) mutable {
             const int64_t q0 = b * kQueryBlock, q1 = std::min(q.n, q0 + kQueryBlock);
             for (int64_t j0 = 0; j0 < N; j0 += T) {
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t i = q0; i < q1; ++i) {
-                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
-                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(rr), pos.data());
+                    const int64_t m = filter(q.data + i * W, db.data + j0 * W, n, W,
+                                             static_cast<DistT>(rr), buf.data(), pos.data(),
+                                             cd.data());
                     if (m == 0) continue;
                     Hits& h = hits[i];
                     if (!h.dense && h.n + m > cap) h.make_dense(nr);
                     if (h.dense) {
-                        for (int64_t c = 0; c < m; ++c) ++h.cnt[buf[pos[c]]];
+                        for (int64_t c = 0; c < m; ++c) ++h.cnt[cd[c]];
                         h.n += m;
                         continue;
                     }
@@ -335,7 +375,7 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
                     DistT* hd = h.d.get() + h.n;
                     for (int64_t c = 0; c < m; ++c) {
                         hi[c] = static_cast<IdxT>(j0 + pos[c]);
-                        hd[c] = buf[pos[c]];
+                        hd[c] = cd[c];
                     }
                     h.n += m;
                 }
@@ -381,6 +421,7 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
     const int64_t nd = static_cast<int64_t>(dense.size());
     run_blocks((nd + kQueryBlock - 1) / kQueryBlock, nthreads, [&]() {
         return [&, buf = std::vector<DistT>(T), pos = std::vector<uint32_t>(T + 16),
+                cd = std::vector<DistT>(T + 16),
                 off = std::vector<int64_t>(kQueryBlock * nr)](int64_t b) mutable {
             const int64_t k0 = b * kQueryBlock, k1 = std::min(nd, k0 + kQueryBlock);
             for (int64_t k = k0; k < k1; ++k)
@@ -389,11 +430,12 @@ RadiusResult radius_impl(Codes q, Codes db, int64_t nbits, int64_t r, int nthrea
                 const int64_t n = std::min(T, N - j0);
                 for (int64_t k = k0; k < k1; ++k) {
                     const int64_t i = dense[k];
-                    dist(q.data + i * W, db.data + j0 * W, n, W, buf.data());
-                    const int64_t m = collect(buf.data(), n, static_cast<DistT>(rr), pos.data());
+                    const int64_t m = filter(q.data + i * W, db.data + j0 * W, n, W,
+                                             static_cast<DistT>(rr), buf.data(), pos.data(),
+                                             cd.data());
                     int64_t* o = off.data() + (k - k0) * nr;
                     for (int64_t c = 0; c < m; ++c) {
-                        const DistT dd = buf[pos[c]];
+                        const DistT dd = cd[c];
                         const int64_t at = o[dd]++;
                         out_i[at] = j0 + pos[c];
                         out_d[at] = static_cast<int32_t>(dd);
@@ -476,7 +518,7 @@ struct TileEval {
 template <class DistT>
 void hist_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, int nthreads,
                int64_t* hist_all, int64_t* hist_rel) {
-    const Prims p = get_prims(best_isa(), q.w, ql.w);
+    const Prims p = get_prims(active_isa(), q.w, ql.w);
     const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
     const int64_t N = db.n, T = tile_rows(q.w + ql.w);
     const int64_t nb1 = nbits + 1;
@@ -620,12 +662,14 @@ inline int64_t rank_block(int64_t n) {
 constexpr int64_t kPosTableMin = 4096;
 // Kept items turned into ranks per chunk (the term buffer).
 constexpr int64_t kChunk = 1024;
+// ap_lanes_tab's offsets for values that are already final: one (zero) entry per top byte.
+constexpr uint64_t kZeroOffsets[256] = {};
 
 template <class DistT, bool kPack>
 void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int64_t* cut,
                int64_t C, int64_t first_m, bool graded, int64_t nlabels, int nthreads,
                const RankStatsOut& out) {
-    const Prims p = get_prims(best_isa(), q.w, ql.w);
+    const Prims p = get_prims(active_isa(), q.w, ql.w);
     const TileEval<DistT> ev{dist_fn<DistT>(p), p.rel, p.gain, q, db, ql, dbl};
     PrepFn<DistT> prep;
     Tile11Fn<DistT> tile11;
@@ -866,8 +910,11 @@ void rank_impl(Codes q, Codes db, Codes ql, Codes dbl, int64_t nbits, const int6
                     auto flush = [&]() {
                         if (fill == 0) return;
                         const uint64_t* pk = pkb.data();
-                        const uint64_t none = 0;  // the staged values are final ranks
-                        p.ap_lanes_tab(pk, fill, 0, &none, 1, 0, ~uint64_t{0},
+                        // The staged values are final ranks: every offset is 0. The table
+                        // has an entry for every top byte, since ap_lanes_tab indexes it with
+                        // v >> 56, which is a relevant rank's bits 24..31 here (non-zero past
+                        // 2^24 relevant items: a one-entry table was read out of bounds).
+                        p.ap_lanes_tab(pk, fill, 0, kZeroOffsets, 256, 0, ~uint64_t{0},
                                        static_cast<uint64_t>(first_m), lanes);
                         for (int64_t c = 0; c < fill && C > 0; ++c)
                             if (static_cast<int64_t>(pk[c] & kLow32) <= last_cut)
@@ -921,10 +968,10 @@ int resolve_threads(int64_t nthreads) {
     return hc > 0 ? static_cast<int>(hc) : 1;
 }
 
-const char* simd_path() { return isa_name(best_isa()); }
+const char* simd_path() { return isa_name(active_isa()); }
 
 void hamming(Codes q, Codes db, int nthreads, int32_t* out) {
-    const Prims p = get_prims(best_isa(), q.w, 1);
+    const Prims p = get_prims(active_isa(), q.w, 1);
     const int64_t W = q.w, N = db.n, T = tile_rows(W);
     const int64_t nblocks = (q.n + kQueryBlock - 1) / kQueryBlock;
     run_blocks(nblocks, nthreads, [&]() {

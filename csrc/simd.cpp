@@ -3,9 +3,11 @@
 // ever compiled for a newer ISA than the CPU has (the linker could otherwise keep that copy).
 #include "simd.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define HK_X86 1

@@ -19,6 +19,15 @@ using DistFn = void (*)(const uint64_t* q, const uint64_t* db, int64_t n, int64_
 // pos must hold n + 16 elements (vector paths store whole registers past the last hit).
 template <class DistT>
 using CollectFn = int64_t (*)(const DistT* d, int64_t n, DistT lim, uint32_t* pos);
+// Distance and selection in one: every j in [0, n) with popcount(q ^ db[j]) <= lim (over w
+// words), in increasing order, as pos[c] = j and dist[c] = its distance; returns how many.
+// buf: scratch for n distances (paths that compute the distances first and select after);
+// pos and dist must hold n + 16 elements. Top-k and radius search spend nearly all their time
+// here: where the path has no vector popcount (AVX2), computing each distance only to store it
+// and read it back cost more than the comparison itself.
+template <class DistT>
+using FilterFn = int64_t (*)(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, DistT lim,
+                             DistT* buf, uint32_t* pos, DistT* dist);
 // out[j] = 1 if (ql & dbl[j]) != 0 in some of the lw words, else 0.
 using RelFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint8_t* out);
 // out[j] = popcount(ql & dbl[j]) over lw words.
@@ -31,7 +40,8 @@ using GainFn = void (*)(const uint64_t* ql, const uint64_t* dbl, int64_t n, int6
 // first_m, lanes[8 + l] += t, for c in [0, m) in order: one call per segment, the lanes
 // continuing across calls. Each lane is its own running sum; every path gives the same bits.
 // wlo: where the 32 most used table entries start (a hint for the vector path; any value works).
-// Values that are already final (below 2^56) take a one-entry zero table.
+// tab must have an entry for every v >> 56 that occurs: values that are already final take a
+// 256-entry zero table (their top byte is part of the relevant rank past 2^24 relevant items).
 constexpr int kLanes = 8;
 // keep clears bits of v that carry something else (a graded walk's gains).
 using ApLanesTabFn = void (*)(const uint64_t* v, int64_t m, int64_t k0, const uint64_t* tab,
@@ -57,6 +67,11 @@ struct Prims {
     DistFn<int32_t> dist32;
     CollectFn<uint16_t> collect16;
     CollectFn<int32_t> collect32;
+    FilterFn<uint16_t> filter16;  // specialised on w like dist16
+    FilterFn<int32_t> filter32;
+    // The largest limit at which filter16 is markedly cheaper than above it (AVX2 two-word
+    // codes: its one-word pre-test), or -1: top-k then starts from this limit as a guess.
+    int64_t filter_fast_lim;
     RelFn rel;
     GainFn gain;
     ApLanesTabFn ap_lanes_tab;
@@ -71,6 +86,12 @@ struct Prims {
 // The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512 may lower it, for
 // testing the fallbacks on a fast machine; it never raises it above what cpuid reports).
 Isa best_isa();
+// The path the kernels run: best_isa() once it has passed the start-up self-test against the
+// scalar path (selftest.cpp), else the best lower path that does. A path that was never
+// executed where it was written can thus never give a user a wrong answer, only a slower one.
+Isa active_isa();
+// What the self-test found, for hashkit info: e.g. "avx2 passed (checked against scalar)".
+const char* simd_self_test();
 const char* isa_name(Isa isa);
 Prims get_prims(Isa isa, int64_t w, int64_t lw);
 

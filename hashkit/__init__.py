@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
-from .codes import (CodeFile, Codes, load_code_file, load_codes, pack, save_code_file,  # noqa: E402
-                    save_codes, unpack)
+from .codefile import CodeFile, load_code_file, save_code_file  # noqa: E402
+from .codes import Codes, load_codes, pack, save_codes, unpack  # noqa: E402
 from .search import HammingIndex, RadiusResult, hamming, radius_search, topk  # noqa: E402
 
 # Names re-exported from modules that are imported on first access.
@@ -24,11 +24,15 @@ _LAZY = {
     "precision_within_radius": "hashkit.metrics",
     "ndcg_at_k": "hashkit.metrics",
     "acg_at_k": "hashkit.metrics",
+    "report": "hashkit.metrics",
     "evaluate": "hashkit.eval",
+    "MIHIndex": "hashkit.mih",
+    # sub-modules, so that ``hashkit.metrics`` works after ``import hashkit`` alone
     "metrics": "hashkit.metrics",
     "data": "hashkit.data",
     "eval": "hashkit.eval",
 }
+_MODULES = ("metrics", "data", "eval")
 
 
 def __getattr__(name: str):
@@ -41,13 +45,20 @@ def __getattr__(name: str):
     return value
 
 
+def __dir__() -> list[str]:
+    # The lazily imported names are part of the package's surface: show them.
+    return sorted(set(globals()) | set(_LAZY))
+
+
 def info() -> dict:
     """What was built and which kernels run (the same as ``hashkit info --json``)."""
-    from ._backend import info as _info
+    from .kernels import info as _info
 
     return _info()
 
 
+# Functions and classes only: ``from hashkit import *`` must not bind module names (``eval``
+# would shadow the builtin).
 __all__ = ["Codes", "CodeFile", "pack", "unpack", "save_codes", "load_codes", "save_code_file",
            "load_code_file", "hamming", "topk", "radius_search", "RadiusResult", "HammingIndex",
-           "info", *sorted(_LAZY)]
+           "info", *sorted(n for n in _LAZY if n not in _MODULES)]

@@ -3,20 +3,25 @@
 Every public function checks its arguments here, once, at the boundary, so that a message
 always names the argument, what was expected and what arrived. Kernels below this layer may
 assume validated input (the C++ bindings still re-check cheaply, so nothing can crash).
+
+A leaf: this module imports nothing from hashkit (tests/test_imports.py checks it). The
+validators of codes and labels, which need the packed format, are ``hashkit.codes.as_codes``
+and ``as_labels``.
 """
 
 from __future__ import annotations
 
 import numbers
+import operator
 import sys
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 __all__ = [
-    "array_kind", "describe", "to_numpy", "as_codes", "as_labels", "check_k", "check_radius",
-    "check_nthreads", "check_choice", "check_same_nbits", "check_count", "check_int",
-    "check_ks", "check_positive_int",
+    "array_kind", "describe", "to_numpy", "check_k", "check_radius", "check_nthreads",
+    "check_choice", "check_same_nbits", "check_count", "check_int", "check_ks",
+    "check_positive_int", "check_topk_out", "check_device", "check_bool",
 ]
 
 
@@ -30,14 +35,6 @@ def array_kind(x: Any) -> str:
     if mod == "cupy" and "cupy" in sys.modules:
         return "cupy"
     return "other"
-
-
-def is_device_array(x: Any) -> bool:
-    """True for a CUDA-resident PyTorch tensor or any CuPy array."""
-    kind = array_kind(x)
-    if kind == "torch":
-        return bool(x.is_cuda)
-    return kind == "cupy"
 
 
 def describe(x: Any) -> str:
@@ -61,16 +58,21 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     if kind == "numpy":
         return x
     if kind == "torch":
-        return x.detach().cpu().numpy()
+        t = x.detach().cpu()
+        if str(t.dtype) in ("torch.bfloat16", "torch.float16"):
+            t = t.float()  # NumPy has no bfloat16; float32 holds every bfloat16/float16 value exactly
+        try:
+            return t.numpy()
+        except (TypeError, RuntimeError) as exc:  # dtypes NumPy lacks (complex32, float8, quantised)
+            raise TypeError(f"{name}: expected a PyTorch tensor of a NumPy-compatible dtype, got "
+                            f"{describe(x)} ({exc})") from None
     if kind == "cupy":
         return x.get()
-    if isinstance(x, (list, tuple)) or np.isscalar(x):
+    if isinstance(x, (list, tuple)) or np.isscalar(x) or hasattr(x, "__array__"):
         try:
             return np.asarray(x)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name}: expected an array, got {describe(x)} ({exc})") from None
-    if hasattr(x, "__array__"):
-        return np.asarray(x)
     raise TypeError(f"{name}: expected a NumPy, PyTorch or CuPy array, got {describe(x)}")
 
 
@@ -105,9 +107,9 @@ def check_ks(ks: Any, n: int, name: str = "ks") -> np.ndarray:
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name}: expected one or more integer cut-offs, got {describe(ks)}")
     if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
+        # whole floats are cut-offs too; cast only after the range check (1e300 would not fit)
+        if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
+                and np.all(arr == np.round(arr))):
             raise TypeError(f"{name}: expected integer cut-offs, got {describe(arr)}")
     if arr.min() < 1 or arr.max() > n:
         raise ValueError(f"{name}: expected cut-offs between 1 and the database size {n}, "
@@ -136,9 +138,24 @@ def check_topk_out(out: Any, q_n: int, k: int, name: str = "out") -> tuple[np.nd
     return out[0], out[1]
 
 
-def check_radius(r: Any, name: str = "r") -> int:
-    """A Hamming radius: an integer >= 0 (inclusive: items at distance <= r)."""
-    return check_int(r, name, min_value=0, what="a non-negative integer radius")
+def check_radius(r: Any, name: str = "r", nbits: int | None = None) -> int:
+    """A Hamming radius (inclusive: items at distance <= r), with ``nbits`` clamped to it.
+
+    One rule on every backend (issue 14): any non-negative integer of any size is accepted
+    (anything with ``__index__`` except a bool, so NumPy integers and 0-d integer arrays too);
+    ``r >= nbits`` selects every item, so with ``nbits`` given the result is ``min(r, nbits)``
+    (``2**64`` is a valid radius, not an overflow). The C++ binding's ``take_radius``
+    (csrc/bindings.cpp) applies the same rule with the same messages.
+    """
+    if isinstance(r, (bool, np.bool_)) or not hasattr(type(r), "__index__"):
+        raise TypeError(f"{name}: expected a non-negative integer radius, got {describe(r)}")
+    try:
+        r = operator.index(r)
+    except TypeError:  # e.g. a 0-d float array: __index__ exists but refuses
+        raise TypeError(f"{name}: expected a non-negative integer radius, got {describe(r)}") from None
+    if r < 0:
+        raise ValueError(f"{name}: expected a non-negative integer radius, got {r}")
+    return r if nbits is None else min(r, nbits)
 
 
 def check_nthreads(nthreads: Any, name: str = "nthreads") -> int:
@@ -148,10 +165,19 @@ def check_nthreads(nthreads: Any, name: str = "nthreads") -> int:
     return check_int(nthreads, name, min_value=0, what="None or a non-negative integer")
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """A flag: ``True`` or ``False`` (NumPy bools too); never a truthy string, array or tensor."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {describe(value)}")
+    return bool(value)
+
+
 def check_choice(value: Any, allowed: Iterable[str], name: str) -> str:
     allowed = tuple(allowed)
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name}: expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+        # describe(), not repr(): an array's repr spans lines, and a message is one line
+        got = repr(value) if isinstance(value, str) else describe(value)
+        raise ValueError(f"{name}: expected one of {', '.join(repr(a) for a in allowed)}, got {got}")
     return value
 
 
@@ -169,79 +195,14 @@ def check_same_nbits(a, b, names: Sequence[str]) -> None:
                          f"got {a.nbits} and {b.nbits} bits")
 
 
-def as_codes(x: Any, name: str, nbits: int | None = None):
-    """Return :class:`hashkit.Codes` for codes in any accepted form.
+def check_device(device: Any, name: str = "device") -> str:
+    """A torch device string: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, available here (torch imported
+    only for CUDA)."""
+    dev = str(device)
+    check_choice(dev.split(":")[0], ("cpu", "cuda"), name)
+    if dev.startswith("cuda"):
+        import torch
 
-    Accepted: a ``Codes``; a 2-D ``uint64`` array of packed words (``nbits`` defaults to
-    64 * words); any other 2-D numeric or bool array of shape ``(n, nbits)`` holding ±1,
-    {0, 1} or real values (bit = value > 0) from NumPy, PyTorch (CPU or CUDA) or CuPy.
-
-    Raises
-    ------
-    TypeError
-        Not an array, or an unsupported dtype.
-    ValueError
-        Wrong number of dimensions, no rows, NaN values, or ``nbits`` inconsistent with the words.
-    """
-    from .codes import Codes, pack
-
-    if isinstance(x, Codes):
-        if nbits is not None and x.nbits != nbits:
-            raise ValueError(f"{name}: expected codes of {nbits} bits, got {x.nbits}")
-        if x.n == 0:
-            raise ValueError(f"{name}: expected at least one code, got 0")
-        return x
-    return pack(x, nbits=nbits, name=name)
-
-
-def as_labels(x: Any, name: str, n: int | None = None) -> tuple[np.ndarray, int]:
-    """Pack multi-hot labels into uint64 words (the caller's array is never modified).
-
-    Accepted: a 2-D {0, 1} / bool array ``(n, nlabels)`` (any numeric dtype holding only 0 and
-    1), or a 1-D array of non-negative integer class ids (turned into one-hot rows).
-
-    Returns
-    -------
-    (packed, nlabels): ``uint64 (n, ceil(nlabels/64))`` and the number of labels.
-
-    Raises
-    ------
-    TypeError, ValueError
-        Wrong dtype or shape, values other than 0/1 (or negative class ids), NaN, or a row count
-        different from ``n``.
-    """
-    from .codes import pack_bits
-
-    arr = to_numpy(x, name)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"{name}: expected a numeric or bool label array, got {describe(x)}")
-    if arr.ndim == 1:
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"{name}: a 1-D label array must hold integer class ids, got {describe(x)}")
-        if arr.size and arr.min() < 0:
-            raise ValueError(f"{name}: class ids must be >= 0, got minimum {arr.min()}")
-        nl = int(arr.max()) + 1 if arr.size else 1
-        onehot = np.zeros((arr.shape[0], nl), dtype=np.uint8)
-        onehot[np.arange(arr.shape[0]), arr] = 1
-        arr = onehot
-    elif arr.ndim != 2:
-        raise ValueError(f"{name}: expected multi-hot labels of shape (n, nlabels), got {describe(x)}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name}: expected at least one row of labels, got 0")
-    if arr.shape[1] == 0:
-        raise ValueError(f"{name}: expected at least one label column, got shape {tuple(arr.shape)}")
-    if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name}: expected {n} rows of labels (one per code), got {arr.shape[0]}")
-    if arr.dtype == np.bool_:
-        return pack_bits(arr), int(arr.shape[1])
-    if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
-        raise ValueError(f"{name}: labels contain NaN")
-    # Unsigned integers hold only 0 and 1 iff their maximum is at most 1 (one pass, no
-    # temporaries: this check and the packing were most of MAP's fixed cost per call).
-    if np.issubdtype(arr.dtype, np.unsignedinteger) and arr.size and arr.max() <= 1:
-        return pack_bits(arr.view(np.bool_) if arr.dtype == np.uint8 else arr != 0), int(arr.shape[1])
-    bad = (arr != 0) & (arr != 1)
-    if bad.any():
-        vals = np.unique(arr[bad])[:5]
-        raise ValueError(f"{name}: expected labels of 0 and 1 only, got values such as {vals.tolist()}")
-    return pack_bits(arr != 0), int(arr.shape[1])
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}: expected an available device, got {dev!r} but torch sees no CUDA GPU")
+    return dev

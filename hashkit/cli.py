@@ -8,21 +8,39 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
+
+from ._command import missing_extra, run_command
 
 # command -> (module, function adding its arguments, function running it, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "train": ("hashkit.train", "add_train_arguments", "run_train", "train a method on a dataset"),
-    "encode": ("hashkit.train", "add_encode_arguments", "run_encode", "encode features with a trained run"),
-    "list-methods": ("hashkit.train", "add_list_methods_arguments", "run_list_methods",
+    "encode": ("hashkit.encode", "add_encode_arguments", "run_encode", "encode features with a trained run"),
+    "list-methods": ("hashkit.methods._cli", "add_list_methods_arguments", "run_list_methods",
                      "list the registered methods"),
-    "eval": ("hashkit.eval", "add_eval_arguments", "run_eval", "evaluate a saved code file"),
-    "search": ("hashkit.search", "add_search_arguments", "run_search", "exact top-k / radius search"),
+    "eval": ("hashkit.eval", "add_eval_arguments", "run_eval", "evaluate saved code files"),
+    "report": ("hashkit.tables", "add_report_arguments", "run_report",
+               "tables (mean ± std over seeds) and figures of several runs, for a paper"),
+    "search": ("hashkit.search_cli", "add_search_arguments", "run_search", "exact top-k / radius search"),
     "datasets": ("hashkit.data.cli", "add_datasets_arguments", "run_datasets",
                  "list supported datasets, or check a dataset file"),
     "bench": ("hashkit._bench", "add_bench_arguments", "run_bench", "quick kernel timing on this machine"),
-    "info": ("hashkit._backend", "add_info_arguments", "run_info", "what was built and which kernels run"),
+    "info": ("hashkit.kernels._select", "add_info_arguments", "run_info", "what was built and which kernels run"),
 }
+
+
+# Commands that need PyTorch (the "train" extra). Checked before the command's module is
+# imported: without torch the method registry would offer only the methods that import without
+# it, and "invalid choice: 'dcmh'" would hide what is missing.
+NEEDS_TORCH = ("train", "encode", "list-methods")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -40,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         _top_parser().print_help()
         return 0
     if argv[0] == "--version":
-        from . import __version__
+        from ._version import __version__
 
         print(__version__)
         return 0
@@ -50,20 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hashkit: unknown command {command!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module, add_name, run_name, help_ = COMMANDS[command]
-    mod = importlib.import_module(module)
-    parser = argparse.ArgumentParser(prog=f"hashkit {command}", description=help_)
-    getattr(mod, add_name)(parser)
-    args = parser.parse_args(argv[1:])
-    try:
-        return int(getattr(mod, run_name)(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        # A user-facing error: one clear line, no traceback (HASHKIT_DEBUG=1 shows it).
-        import os
-
-        if os.environ.get("HASHKIT_DEBUG"):
-            raise
-        print(f"hashkit {command}: error: {exc}", file=sys.stderr)
+    if command in NEEDS_TORCH and not _installed("torch") and "-h" not in argv and "--help" not in argv:
+        print(f"hashkit {command}: error: this needs torch, which is not installed: pip install 'hashkit[train]'",
+              file=sys.stderr)
         return 1
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        # hashkit train / encode / list-methods need PyTorch, an extra since the core (eval,
+        # report, search, metrics) installs without it.
+        hint = missing_extra(exc)
+        if hint is None:
+            raise
+        print(f"hashkit {command}: error: {hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nhashkit {command}: interrupted", file=sys.stderr)
+        return 130
+    return run_command(f"hashkit {command}", help_, getattr(mod, add_name), getattr(mod, run_name), argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Binary codes in one canonical form, and the files they are kept in.
+"""Binary codes in one canonical form: :class:`Codes`, pack/unpack, and the checks of codes and labels.
 
 In memory, ``n`` codes of ``nbits`` bits are a C-contiguous ``uint64`` array of shape
 ``(n, ceil(nbits / 64))``: bit ``j`` lives in word ``j // 64`` at bit ``j % 64`` (least
@@ -9,24 +9,25 @@ Packing rule: **bit = value > 0**. A ±1 code's -1 becomes 0 and +1 becomes 1; a
 maps to itself; a 0 produced by ``sign(0)`` becomes bit 0, exactly like -1 (the research code's
 ``0.5 * (K - b @ B.T)`` distance is not an integer in that case; hashkit's distance is).
 
-This module does not import torch or cupy; it recognises their arrays by type.
+This module does not import torch or cupy; it recognises their arrays by type. The code-file
+formats of the field (``.mat`` / ``.npz`` with ``qB``/``rB``-style keys) are in
+:mod:`hashkit.codefile`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import _validate as V
-from ._io import atomic_path
+from ._io import atomic_path, read_npz
 
-__all__ = ["Codes", "pack", "unpack", "pack_bits", "save_codes", "load_codes", "CodeFile",
-           "save_code_file", "load_code_file", "CODE_FILE_KEYS"]
+__all__ = ["Codes", "pack", "unpack", "from_bytes", "pack_bits", "save_codes", "load_codes", "as_codes",
+           "as_labels"]
 
 if sys.byteorder != "little":  # pragma: no cover - every platform hashkit builds for is little-endian
     raise ImportError("hashkit's packed format assumes a little-endian machine")
@@ -93,6 +94,11 @@ class Codes:
             raise ValueError(f"words: expected shape (n, {n_words(nbits)}), got {V.describe(words)}")
         if words.shape[1] != n_words(nbits):
             raise ValueError(f"words: {nbits} bits need {n_words(nbits)} words per code, got {words.shape[1]}")
+        if kind == "torch" and not words.is_cuda:
+            # Host codes are NumPy, whatever framework held them: a CPU tensor is viewed without a
+            # copy, so it is never mistaken for device codes (and routed to CUDA).
+            words = words.detach().numpy()
+            kind = "numpy"
         if kind == "numpy":
             if not words.flags.c_contiguous:
                 words = np.ascontiguousarray(words)
@@ -125,7 +131,13 @@ class Codes:
 
     @property
     def on_device(self) -> bool:
+        """True for words in GPU memory (a PyTorch CUDA tensor or a CuPy array)."""
         return V.array_kind(self.words) != "numpy"
+
+    @property
+    def device_key(self) -> str:
+        """Framework and device, e.g. ``"numpy:cpu"``, ``"torch:cuda:0"``, ``"cupy:cuda:1"``."""
+        return f"{V.array_kind(self.words)}:{self.device}"
 
     def __len__(self) -> int:
         return self.n
@@ -145,6 +157,66 @@ class Codes:
         return self.nbits == other.nbits and np.array_equal(self.numpy().words, other.numpy().words)
 
     __hash__ = None  # mutable array inside
+
+    def __array__(self, dtype=None, copy=None):
+        # Without this, NumPy treats Codes as a nested sequence (it has __len__/__getitem__)
+        # and fails after 64 levels. Which array is meant (packed words? ±1? bytes?) is the
+        # caller's to say.
+        raise TypeError("np.asarray(Codes) is ambiguous: use codes.words (packed uint64, LSB first), "
+                        "codes.unpack() (±1 int8, (n, nbits)), codes.unpack(signed=False) ({0, 1}) "
+                        "or codes.to_bytes() (uint8 bytes)")
+
+    @classmethod
+    def from_bytes(cls, data: Any, nbits: int, bitorder: str = "little") -> "Codes":
+        """Codes from bits packed into integers: bytes (``uint8``) or words (``uint16/32/64``, ``int*``).
+
+        The field stores packed codes in several ways: DCMH's MATLAB ``compactbit.m`` and FAISS
+        write ``uint8`` bytes least significant bit first (``bitorder="little"``);
+        ``np.packbits`` writes most significant bit first by default (``"big"``); PyTorch
+        code often keeps ``int64`` words. Element ``e`` of a row holds bits ``e*w .. e*w + w-1``
+        of the code (``w`` = the element's width in bits, signed types read as their unsigned
+        bit pattern); with ``"little"`` bit ``j`` is bit ``j % w`` counted from the least
+        significant end, with ``"big"`` from the most significant end.
+
+        Parameters
+        ----------
+        data : 2-D integer array ``(n, ceil(nbits / w))`` (NumPy, or anything ``np.asarray`` takes;
+            device arrays are copied to the host).
+        nbits : int, the code length (the padding bits beyond it must be zero).
+        bitorder : ``"little"`` (compactbit, FAISS, ``np.packbits(..., bitorder="little")``) or
+            ``"big"`` (``np.packbits`` default).
+
+        Returns
+        -------
+        Codes
+
+        Raises
+        ------
+        TypeError
+            Not an integer array.
+        ValueError
+            Not 2-D, a width that does not fit ``nbits``, set padding bits (the message suggests
+            the other bit order or another ``nbits``), an unknown ``bitorder``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> bits = np.array([[1, 0, 1, 1, 0, 0, 0, 0, 1, 1]])
+        >>> c = Codes.from_bytes(np.packbits(bits, axis=1), nbits=10, bitorder="big")
+        >>> c.unpack(signed=False).tolist() == bits.tolist()
+        True
+        """
+        return from_bytes(data, nbits, bitorder)
+
+    def to_bytes(self, bitorder: str = "little") -> np.ndarray:
+        """The codes as ``uint8 (n, ceil(nbits / 8))`` bytes, the inverse of :meth:`from_bytes`.
+
+        ``"little"`` is MATLAB ``compactbit`` / FAISS order, ``"big"`` is ``np.packbits``'s default.
+        """
+        V.check_choice(bitorder, BITORDERS, "bitorder")
+        c = self.numpy()
+        out = c.words.view(np.uint8).reshape(c.n, c.n_words * 8)[:, : (c.nbits + 7) // 8]
+        return _REVERSED_BITS[out] if bitorder == "big" else out.copy()
 
     # -- conversions ----------------------------------------------------------------------
     def numpy(self) -> "Codes":
@@ -172,12 +244,80 @@ class Codes:
         save_codes(path, self)
 
 
+BITORDERS = ("little", "big")
+# byte -> the same byte with its 8 bits in reverse order (MSB-first <-> LSB-first)
+_REVERSED_BITS = np.packbits(np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1,
+                                           bitorder="little"), axis=1, bitorder="big")[:, 0]
+
+
+def from_bytes(data: Any, nbits: int, bitorder: str = "little") -> "Codes":
+    """Codes from packed bytes or integer words; see :meth:`Codes.from_bytes`."""
+    nbits = V.check_positive_int(nbits, "nbits")
+    V.check_choice(bitorder, BITORDERS, "bitorder")
+    arr = V.to_numpy(data, "data")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"data: expected packed bits in an integer array (uint8 bytes or integer words), "
+                        f"got {V.describe(arr)}")
+    if arr.ndim != 2:
+        raise ValueError(f"data: expected a 2-D array (n, words) of packed codes, got {V.describe(arr)}")
+    if not arr.dtype.isnative:  # a big-endian file: its bytes, read in memory order, would be swapped
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    width = arr.dtype.itemsize * 8
+    need = -(-nbits // width)
+    if arr.shape[1] != need:
+        raise ValueError(f"data: {nbits} bits packed in {arr.dtype} ({width} bits each) need {need} "
+                         f"per code, got {arr.shape[1]} (shape {tuple(arr.shape)}); check nbits")
+    n = arr.shape[0]
+    # Little-endian memory: an element's bytes come least significant first, so the bytes of a
+    # row, in memory order, hold bits 0, 1, 2 ... LSB first: hashkit's own byte order.
+    u8 = np.ascontiguousarray(arr).view(np.uint8).reshape(n, need, width // 8)
+    if bitorder == "big":
+        # MSB-first inside an element = reverse its bytes and the bits of each byte
+        u8 = _REVERSED_BITS[u8[:, :, ::-1]]
+    u8 = u8.reshape(n, need * (width // 8))
+    nbytes = (nbits + 7) // 8
+    extra = u8[:, nbytes:]
+    rem = nbits % 8
+    if (extra.size and extra.any()) or (rem and n and np.any(u8[:, nbytes - 1] >> rem)):
+        other = "big" if bitorder == "little" else "little"
+        raise ValueError(f"data: bits beyond bit {nbits} are set in packed {arr.dtype} codes read with "
+                         f"bitorder={bitorder!r}: the codes are longer than nbits={nbits}, or packed "
+                         f"in the other order (bitorder={other!r})")
+    w = n_words(nbits)
+    out = np.zeros((n, w * 8), dtype=np.uint8)
+    out[:, :nbytes] = u8[:, :nbytes]
+    return Codes(out.view(np.uint64).reshape(n, w), nbits)
+
+
+def _integer_range_error(name: str, lo, hi) -> ValueError:
+    return ValueError(
+        f"{name}: integer codes must hold one value per bit, -1/0/1, got values from {lo} to {hi}; "
+        "for packed bytes or words (np.packbits, MATLAB compactbit, FAISS uint8, int64 words) use "
+        "hashkit.Codes.from_bytes(x, nbits, bitorder='little'|'big')")
+
+
+def _bfloat16_as_float32(x: Any) -> Any:
+    """bfloat16 (PyTorch, or NumPy via ml_dtypes) as float32: the sign, all a code needs, is kept.
+
+    NumPy has no bfloat16 of its own, so PyTorch refuses ``.numpy()`` on it."""
+    kind = V.array_kind(x)
+    if kind == "torch" and str(x.dtype) == "torch.bfloat16":
+        return x.float()
+    if kind == "numpy" and x.dtype.name == "bfloat16":
+        return x.astype(np.float32)
+    return x
+
+
 def _pack_numpy(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype == np.bool_:
         bits = arr
     else:
         if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
             raise ValueError(f"{name}: codes contain NaN")
+        if np.issubdtype(arr.dtype, np.integer) and arr.size:
+            lo, hi = arr.min(), arr.max()
+            if lo < -1 or hi > 1:
+                raise _integer_range_error(name, lo, hi)
         bits = arr > 0
     return pack_bits(bits)
 
@@ -187,6 +327,10 @@ def _pack_torch(x, name: str):
 
     if x.dtype.is_floating_point and torch.isnan(x).any():
         raise ValueError(f"{name}: codes contain NaN")
+    if not x.dtype.is_floating_point and x.dtype != torch.bool and x.numel():
+        lo, hi = int(x.min()), int(x.max())
+        if lo < -1 or hi > 1:
+            raise _integer_range_error(name, lo, hi)
     n, nbits = x.shape
     w = n_words(nbits)
     bits = torch.zeros((n, w * 64), dtype=torch.int64, device=x.device)
@@ -202,6 +346,10 @@ def _pack_cupy(x, name: str):
 
     if x.dtype.kind == "f" and bool(cp.isnan(x).any()):
         raise ValueError(f"{name}: codes contain NaN")
+    if x.dtype.kind in "iu" and x.size:
+        lo, hi = int(x.min()), int(x.max())
+        if lo < -1 or hi > 1:
+            raise _integer_range_error(name, lo, hi)
     n, nbits = x.shape
     w = n_words(nbits)
     bits = cp.zeros((n, w * 64), dtype=cp.uint64)
@@ -216,9 +364,12 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
     Parameters
     ----------
     x : array ``(n, nbits)`` or ``Codes``
-        ±1 values, {0, 1} values, bools or real values (bit = value > 0), from NumPy, PyTorch
-        (CPU or CUDA) or CuPy; device arrays stay on their device. A 2-D ``uint64`` array is
-        taken as already-packed words (then ``nbits`` defaults to ``64 * words``).
+        One value per bit: ±1 values, {0, 1} values, bools or real values (bit = value > 0),
+        from NumPy, PyTorch (CPU or CUDA, bfloat16 included) or CuPy; device arrays stay on their
+        device. A 2-D ``uint64`` array is taken as hashkit's own packed words (then ``nbits``
+        defaults to ``64 * words``). Other integer arrays must hold only -1, 0 and 1: packed
+        bytes or words (``np.packbits``, MATLAB ``compactbit``, FAISS) go through
+        :meth:`Codes.from_bytes`, which knows their bit order and length.
     nbits : int, optional
         Only for packed ``uint64`` input, to state the true code length.
     name : str
@@ -233,7 +384,8 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
     TypeError
         Unsupported type or dtype.
     ValueError
-        Not 2-D, no rows or no bits, NaN values.
+        Not 2-D, no rows or no bits, NaN values, integers outside {-1, 0, 1} (the message names
+        :meth:`Codes.from_bytes`: reading packed bytes one value per bit would give wrong distances).
 
     Examples
     --------
@@ -241,6 +393,8 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
     >>> hashkit.pack(np.array([[0.3, -2.0, 0.0]])).words
     array([[1]], dtype=uint64)
     """
+    if nbits is not None:
+        nbits = V.check_positive_int(nbits, "nbits")
     if isinstance(x, Codes):
         if nbits is not None and nbits != x.nbits:
             raise ValueError(f"{name}: expected codes of {nbits} bits, got {x.nbits}")
@@ -249,8 +403,11 @@ def pack(x: Any, nbits: int | None = None, *, name: str = "x") -> Codes:
     if kind == "other":
         x = V.to_numpy(x, name)
         kind = "numpy"
+    x = _bfloat16_as_float32(x)
     dtype_name = str(x.dtype).split(".")[-1]
-    if dtype_name in ("object", "complex64", "complex128") or dtype_name.startswith(("str", "<U")):
+    if (dtype_name in ("object", "complex64", "complex128") or dtype_name.startswith(("str", "<U"))
+            or (kind == "numpy" and x.dtype.kind in "mMSUV")):
+        # dates, times and bytes are not codes, even where NumPy would compare them with 0
         raise TypeError(f"{name}: expected a numeric or bool code array, got {V.describe(x)}")
     if x.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array of codes (n, nbits), got {V.describe(x)}")
@@ -287,7 +444,8 @@ def unpack(codes: Any, signed: bool = True, *, name: str = "codes"):
     >>> hashkit.unpack(hashkit.pack(np.array([[1, 0, 1]])), signed=False)
     array([[1, 0, 1]], dtype=int8)
     """
-    c = V.as_codes(codes, name)
+    signed = V.check_bool(signed, "signed")
+    c = as_codes(codes, name)
     kind = V.array_kind(c.words)
     if kind == "numpy":
         bytes_ = c.words.view(np.uint8).reshape(c.n, c.n_words * 8)
@@ -306,24 +464,115 @@ def unpack(codes: Any, signed: bool = True, *, name: str = "codes"):
     return bits * 2 - 1 if signed else bits
 
 
+# -- validation of codes and labels (every public entry point) --------------------------
+def as_codes(x: Any, name: str, nbits: int | None = None):
+    """Return :class:`hashkit.Codes` for codes in any accepted form.
+
+    Accepted: a ``Codes``; a 2-D ``uint64`` array of packed words (``nbits`` defaults to
+    64 * words); any other 2-D numeric or bool array of shape ``(n, nbits)`` holding ±1,
+    {0, 1} or real values (bit = value > 0) from NumPy, PyTorch (CPU or CUDA) or CuPy.
+
+    Raises
+    ------
+    TypeError
+        Not an array, or an unsupported dtype.
+    ValueError
+        Wrong number of dimensions, no rows, NaN values, or ``nbits`` inconsistent with the words.
+    """
+    if isinstance(x, Codes):
+        if nbits is not None and x.nbits != nbits:
+            raise ValueError(f"{name}: expected codes of {nbits} bits, got {x.nbits}")
+        if x.n == 0:
+            raise ValueError(f"{name}: expected at least one code, got 0")
+        return x
+    return pack(x, nbits=nbits, name=name)
+
+
+def as_labels(x: Any, name: str, n: int | None = None) -> tuple[np.ndarray, int]:
+    """Pack multi-hot labels into uint64 words (the caller's array is never modified).
+
+    Accepted: a 2-D {0, 1} / bool array ``(n, nlabels)`` (any numeric dtype holding only 0 and
+    1), or a 1-D array of non-negative integer class ids (turned into one-hot rows).
+
+    Returns
+    -------
+    (packed, nlabels): ``uint64 (n, ceil(nlabels/64))`` and the number of labels.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Wrong dtype or shape, values other than 0/1 (or negative class ids), NaN, or a row count
+        different from ``n``.
+    """
+    arr = V.to_numpy(_bfloat16_as_float32(x), name)
+    # timedelta64 is an integer subtype to NumPy; neither it nor datetime64 is a label
+    if arr.dtype == object or arr.dtype.kind in "mM" or not (np.issubdtype(arr.dtype, np.number)
+                                                            or arr.dtype == np.bool_):
+        raise TypeError(f"{name}: expected a numeric or bool label array, got {V.describe(x)}")
+    if arr.ndim == 1:
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name}: a 1-D label array must hold integer class ids, got {V.describe(x)}")
+        if arr.size and arr.min() < 0:
+            raise ValueError(f"{name}: class ids must be >= 0, got minimum {arr.min()}")
+        nl = int(arr.max()) + 1 if arr.size else 1
+        onehot = np.zeros((arr.shape[0], nl), dtype=np.uint8)
+        onehot[np.arange(arr.shape[0]), arr] = 1
+        arr = onehot
+    elif arr.ndim != 2:
+        raise ValueError(f"{name}: expected multi-hot labels of shape (n, nlabels), got {V.describe(x)}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one row of labels, got 0")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one label column, got shape {tuple(arr.shape)}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} rows of labels (one per code), got {arr.shape[0]}")
+    if arr.dtype == np.bool_:
+        return pack_bits(arr), int(arr.shape[1])
+    if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+        raise ValueError(f"{name}: labels contain NaN")
+    # Unsigned integers hold only 0 and 1 iff their maximum is at most 1 (one pass, no
+    # temporaries: this check and the packing were most of MAP's fixed cost per call).
+    if np.issubdtype(arr.dtype, np.unsignedinteger) and arr.size and arr.max() <= 1:
+        return pack_bits(arr.view(np.bool_) if arr.dtype == np.uint8 else arr != 0), int(arr.shape[1])
+    bad = (arr != 0) & (arr != 1)
+    if bad.any():
+        vals = np.unique(arr[bad])[:5]
+        raise ValueError(f"{name}: expected labels of 0 and 1 only, got values such as {vals.tolist()}")
+    return pack_bits(arr != 0), int(arr.shape[1])
+
+
 # -- single code sets ---------------------------------------------------------------------
 def save_codes(path: str | os.PathLike, codes: Any) -> None:
     """Save one code set to ``.npz`` (packed words, ``nbits``, format and bit order recorded).
 
     The file is written atomically.
     """
-    c = V.as_codes(codes, "codes").numpy()
+    c = as_codes(codes, "codes").numpy()
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, format=FORMAT, bit_order=BIT_ORDER, nbits=c.nbits, words=c.words)
 
 
 def load_codes(path: str | os.PathLike) -> Codes:
-    """Load a code set written by :func:`save_codes` (or :meth:`Codes.save`)."""
-    with np.load(_existing(path), allow_pickle=False) as z:
-        _check_format(z, path)
-        if "words" not in z:
-            raise ValueError(f"{path}: missing key 'words' (packed uint64 codes); keys present: {sorted(z.files)}")
+    """Load a code set written by :func:`save_codes` (or :meth:`Codes.save`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A damaged or truncated file, another format, missing keys, words that are not valid
+        codes (the message names the file).
+    """
+    z = read_npz(_existing(path))
+    _check_format(z, path)
+    for key in ("words", "nbits"):
+        if key not in z:
+            raise ValueError(f"{path}: missing key {key!r} (packed uint64 codes and their length); "
+                             f"keys present: {sorted(z)}")
+    try:
         return Codes(z["words"], int(z["nbits"]))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def _existing(path) -> Path:
@@ -340,280 +589,3 @@ def _check_format(z, path) -> None:
     order = str(z["bit_order"]) if "bit_order" in z else BIT_ORDER
     if order != BIT_ORDER:
         raise ValueError(f"{path}: key 'bit_order' is {order!r}, expected {BIT_ORDER!r}")
-
-
-# -- code files (what `hashkit eval` reads) ----------------------------------------------
-CODE_FILE_KEYS = ("query_image", "query_text", "db_image", "db_text")
-
-# Key names found in the field's saved results, mapped onto hashkit's roles. Matched without
-# regard to case. A file with a single modality (qB / rB) is read as image codes.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "query_image": ("query_image", "qbx", "qb_x", "qb_img", "qb_i", "qbi", "qu_bi", "q_img",
-                    "query_img", "img_query", "qb", "query_b", "tst_binary", "query_codes"),
-    "db_image": ("db_image", "rbx", "rb_x", "rb_img", "rb_i", "rbi", "re_bi", "r_img", "retrieval_img",
-                 "retrieval_image", "img_db", "rb", "retrieval_b", "db_b", "trn_binary", "database_codes",
-                 "retrieval_codes", "db_codes"),
-    "query_text": ("query_text", "qby", "qb_y", "qb_txt", "qb_t", "qbt", "qu_bt", "q_txt", "query_txt"),
-    "db_text": ("db_text", "rby", "rb_y", "rb_txt", "rb_t", "rbt", "re_bt", "r_txt", "retrieval_txt",
-                "retrieval_text"),
-    "query_labels": ("query_labels", "query_l", "ql", "qu_l", "query_label", "tst_label", "test_l",
-                     "l_q", "q_l", "querylabels"),
-    "db_labels": ("db_labels", "retrieval_l", "rl", "re_l", "retrieval_label", "retrieval_labels",
-                  "trn_label", "db_l", "database_l", "l_r", "r_l", "db_label", "database_labels"),
-}
-
-
-@dataclass
-class CodeFile:
-    """The contents of a code file: query and database codes per modality, and labels.
-
-    ``query_image`` / ``db_image`` / ``query_text`` / ``db_text`` are :class:`Codes` or None;
-    ``query_labels`` / ``db_labels`` are uint8 multi-hot ``(n, nlabels)`` arrays, or both None
-    for a file of codes only (``hashkit encode`` without ``--labels``): it can be searched, not
-    evaluated.
-    """
-
-    query_labels: np.ndarray | None
-    db_labels: np.ndarray | None
-    query_image: Codes | None = None
-    query_text: Codes | None = None
-    db_image: Codes | None = None
-    db_text: Codes | None = None
-    meta: dict = field(default_factory=dict)
-    path: str | None = None
-
-    def directions(self) -> dict[str, tuple[Codes, Codes]]:
-        """The retrieval directions present: ``i2t``, ``t2i`` and, when both sides of one
-        modality exist, ``i2i`` / ``t2t``."""
-        out = {}
-        if self.query_image is not None and self.db_text is not None:
-            out["i2t"] = (self.query_image, self.db_text)
-        if self.query_text is not None and self.db_image is not None:
-            out["t2i"] = (self.query_text, self.db_image)
-        if self.query_image is not None and self.db_image is not None:
-            out["i2i"] = (self.query_image, self.db_image)
-        if self.query_text is not None and self.db_text is not None:
-            out["t2t"] = (self.query_text, self.db_text)
-        return out
-
-
-def save_code_file(path: str | os.PathLike, *, query_labels: Any = None, db_labels: Any = None,
-                   query_image: Any = None,
-                   query_text: Any = None, db_image: Any = None, db_text: Any = None,
-                   meta: dict | None = None) -> None:
-    """Write a code file (``.npz``, atomically) that :func:`load_code_file` and ``hashkit eval`` read.
-
-    Codes are stored packed (``uint64`` words) with their ``nbits``; labels as uint8 multi-hot.
-    Labels are optional (give both or neither): a file without them holds codes for search
-    only, and ``hashkit eval`` refuses it with a message saying so. ``meta`` (JSON-serialisable)
-    records where the codes came from (method, bits, seed ...).
-
-    Raises
-    ------
-    ValueError
-        No code set given, only one of the two label sets, codes and labels of different
-        counts, code lengths that differ.
-    """
-    import json
-
-    sets = {"query_image": query_image, "query_text": query_text, "db_image": db_image, "db_text": db_text}
-    if all(v is None for v in sets.values()):
-        raise ValueError("save_code_file: expected at least one of query_image, query_text, db_image, db_text")
-    if (query_labels is None) != (db_labels is None):
-        raise ValueError("save_code_file: expected both query_labels and db_labels or neither, got "
-                         + ("only query_labels" if db_labels is None else "only db_labels"))
-    arrays: dict[str, Any] = {"format": FORMAT, "bit_order": BIT_ORDER,
-                              "meta": json.dumps(meta or {}, sort_keys=True)}
-    ql = dl = None
-    if query_labels is not None:
-        ql = _labels_uint8(query_labels, "query_labels")
-        dl = _labels_uint8(db_labels, "db_labels")
-        if ql.shape[1] != dl.shape[1]:
-            raise ValueError(f"query_labels and db_labels: expected the same number of labels, "
-                             f"got {ql.shape[1]} and {dl.shape[1]}")
-        arrays["query_labels"], arrays["db_labels"] = ql, dl
-    nbits = None
-    counts: dict[str, tuple[int, str]] = {}  # side -> (items, the key that set it)
-    for key, val in sets.items():
-        if val is None:
-            continue
-        c = V.as_codes(val, key).numpy()
-        side = "query" if key.startswith("query") else "db"
-        if ql is not None:
-            V.check_count(c.n, (ql if side == "query" else dl).shape[0],
-                          (key, f"{side}_labels"))
-        elif side in counts:
-            V.check_count(c.n, counts[side][0], (key, counts[side][1]))
-        counts.setdefault(side, (c.n, key))
-        if nbits is not None and c.nbits != nbits:
-            raise ValueError(f"{key}: expected {nbits} bits like the other code sets, got {c.nbits}")
-        nbits = c.nbits
-        arrays[key] = c.words
-    arrays["nbits"] = nbits
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
-
-
-def _labels_uint8(x: Any, name: str) -> np.ndarray:
-    arr = V.to_numpy(x, name)
-    V.as_labels(arr, name)  # validates (0/1 only, 2-D or class ids)
-    if arr.ndim == 1:
-        out = np.zeros((arr.shape[0], int(arr.max()) + 1), dtype=np.uint8)
-        out[np.arange(arr.shape[0]), arr] = 1
-        return out
-    return (arr != 0).astype(np.uint8)
-
-
-def load_code_file(path: str | os.PathLike) -> CodeFile:
-    """Read a code file: hashkit's ``.npz``, a research ``.npz``, or a ``.mat`` (v5 or v7.3).
-
-    Research files are recognised by the key names the field's code uses (``qBX``/``rBX``/
-    ``qBY``/``rBY``, ``qB``/``rB``, ``qu_BI``/``re_BT``, ``query_L``/``retrieval_L`` ...; see
-    ``hashkit.codes.ALIASES``), holding ±1 or {0, 1} codes ``(n, nbits)``. MATLAB v7.3 files are
-    HDF5, stored column-major: arrays are transposed back. A code array whose rows do not match
-    its labels but whose columns do is transposed too.
-
-    Raises
-    ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        Unknown format, no labels, no code set, or keys whose shapes disagree; the message names
-        the file and the key.
-    """
-    p = _existing(path)
-    raw = _read_any(p)
-    if "format" in raw:
-        fmt = str(np.asarray(raw["format"]))
-        if fmt != FORMAT:
-            raise ValueError(f"{p}: key 'format' is {fmt!r}, expected {FORMAT!r}")
-        return _from_hashkit_npz(raw, p)
-    return _from_research(raw, p)
-
-
-def _from_hashkit_npz(raw: dict, p: Path) -> CodeFile:
-    import json
-
-    if "nbits" not in raw:
-        raise ValueError(f"{p}: missing key 'nbits'; keys present: {sorted(raw)}")
-    if ("query_labels" in raw) != ("db_labels" in raw):
-        missing = "db_labels" if "query_labels" in raw else "query_labels"
-        raise ValueError(f"{p}: missing key {missing!r} (labels come in pairs); keys present: {sorted(raw)}")
-    nbits = int(np.asarray(raw["nbits"]))
-    kw = {}
-    for key in CODE_FILE_KEYS:
-        if key in raw:
-            try:
-                kw[key] = Codes(np.ascontiguousarray(raw[key]), nbits)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{p}: key {key!r}: {exc}") from None
-    meta = json.loads(str(np.asarray(raw["meta"]))) if "meta" in raw else {}
-    return _finish(p, raw.get("query_labels"), raw.get("db_labels"), kw, meta)
-
-
-def _from_research(raw: dict, p: Path) -> CodeFile:
-    lower = {k.lower(): k for k in raw}
-    found: dict[str, str] = {}
-    for role, names in ALIASES.items():
-        for n in names:
-            if n in lower:
-                found[role] = lower[n]
-                break
-    # A unimodal file (qB/rB) and a cross-modal one (qBX/rBX) could both match "query_image";
-    # the cross-modal names come first in ALIASES, so they win.
-    for role in ("query_labels", "db_labels"):
-        if role not in found:
-            raise ValueError(f"{p}: no {role.replace('_', ' ')} found; expected one of the keys "
-                             f"{', '.join(ALIASES[role][:6])} ...; keys present: {sorted(raw)}")
-    ql = _label_matrix(raw[found["query_labels"]], p, found["query_labels"])
-    dl = _label_matrix(raw[found["db_labels"]], p, found["db_labels"])
-    kw = {}
-    for role in CODE_FILE_KEYS:
-        if role not in found:
-            continue
-        key = found[role]
-        arr = np.asarray(raw[key])
-        n_expected = (ql if role.startswith("query") else dl).shape[0]
-        if arr.ndim == 2 and arr.shape[0] != n_expected and arr.shape[1] == n_expected:
-            arr = arr.T
-        try:
-            kw[role] = pack(np.ascontiguousarray(arr), name=f"{p.name}:{key}")
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{p}: key {key!r}: {exc}") from None
-    if not kw:
-        raise ValueError(f"{p}: no code set found; expected keys such as qBX/rBX/qBY/rBY or qB/rB; "
-                         f"keys present: {sorted(raw)}")
-    return _finish(p, ql, dl, kw, {"source_keys": {r: found[r] for r in found}})
-
-
-def _label_matrix(arr, p: Path, key: str) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.ndim == 2 and 1 in arr.shape and np.issubdtype(arr.dtype, np.number) and arr.size > 1 \
-            and np.any(arr > 1):
-        arr = arr.reshape(-1)  # a column of class ids as MATLAB saves it
-    if arr.ndim == 1 and np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    try:
-        return _labels_uint8(arr, f"{p.name}:{key}")
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{p}: key {key!r}: {exc}") from None
-
-
-def _finish(p: Path, ql, dl, kw: dict, meta: dict) -> CodeFile:
-    nbits = {c.nbits for c in kw.values()}
-    if len(nbits) > 1:
-        raise ValueError(f"{p}: code sets of different lengths: " +
-                         ", ".join(f"{k}={c.nbits} bits" for k, c in kw.items()))
-    if ql is None:  # codes only
-        for side in ("query", "db"):
-            n = {c.n for k, c in kw.items() if k.startswith(side)}
-            if len(n) > 1:
-                raise ValueError(f"{p}: the {side} code sets have different counts: " +
-                                 ", ".join(f"{k}={c.n}" for k, c in kw.items() if k.startswith(side)))
-        return CodeFile(query_labels=None, db_labels=None, meta=meta, path=str(p), **kw)
-    ql = np.asarray(ql, dtype=np.uint8)
-    dl = np.asarray(dl, dtype=np.uint8)
-    if ql.ndim != 2 or dl.ndim != 2 or ql.shape[1] != dl.shape[1]:
-        raise ValueError(f"{p}: query and database labels must be (n, nlabels) with the same nlabels; "
-                         f"got {ql.shape} and {dl.shape}")
-    for role, c in kw.items():
-        lab = ql if role.startswith("query") else dl
-        if c.n != lab.shape[0]:
-            raise ValueError(f"{p}: {role} has {c.n} codes but the "
-                             f"{'query' if role.startswith('query') else 'database'} labels have {lab.shape[0]} rows")
-    return CodeFile(query_labels=ql, db_labels=dl, meta=meta, path=str(p), **kw)
-
-
-def _read_any(p: Path) -> dict:
-    suffix = p.suffix.lower()
-    if suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{p}: not a readable .npz file ({exc})") from None
-    if suffix == ".mat":
-        return _read_mat(p)
-    raise ValueError(f"{p}: unknown code file type {suffix!r}; expected .npz or .mat")
-
-
-def _read_mat(p: Path) -> dict:
-    with open(p, "rb") as fh:
-        head = fh.read(128)
-    if head[:8] == b"\x89HDF\r\n\x1a\n" or b"MATLAB 7.3" in head:
-        import h5py
-
-        out = {}
-        with h5py.File(p, "r") as f:
-            for k, v in f.items():
-                if isinstance(v, h5py.Dataset):
-                    arr = v[()]
-                    # MATLAB writes column-major: the HDF5 shape is the reverse of MATLAB's.
-                    out[k] = arr.T if arr.ndim >= 2 else arr
-        return out
-    from scipy.io import loadmat
-
-    try:
-        return {k: v for k, v in loadmat(p).items() if not k.startswith("__")}
-    except Exception as exc:  # scipy raises several types for a corrupt file
-        raise ValueError(f"{p}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from None

@@ -1,37 +1,47 @@
-"""One training loop for every method: seeding, devices, progress, checkpoints, evaluation.
+"""One training loop for every method: seeding, devices, logs, checkpoints, model selection.
 
 The :class:`Trainer` drives a :class:`hashkit.methods.base.Method` (see that module for the
-hooks). A run directory holds::
+hooks). A run folder holds::
 
-    RUN_DIR/config.json        resolved configuration (method, dataset, bits, seeds, hyper-parameters)
-    RUN_DIR/split.json         the dataset's split manifest
-    RUN_DIR/metrics.jsonl      one JSON line per epoch (losses, validation MAP, seconds)
-    RUN_DIR/checkpoints/last.pt  written atomically at the end of every epoch
-    RUN_DIR/codes.npz          final codes of the test queries and the retrieval set (``hashkit eval``)
-    RUN_DIR/results.json       final test MAP (I->T, T->I), computed once at the end
+    RUN/config.json          everything that defines the run; ``hashkit train --config`` reruns it
+    RUN/split.json           the dataset's split manifest (``--split RUN/split.json`` reuses it)
+    RUN/metrics.jsonl        one JSON line per epoch (losses, validation MAP, seconds)
+    RUN/metrics.csv          the same table as CSV (one column per key ever logged)
+    RUN/checkpoints/last.pt  written atomically at the end of every epoch (``--resume``)
+    RUN/checkpoints/best.pt  the best epoch on the validation split (``--select best-val``)
+    RUN/codes.npz            codes of the test queries and the retrieval set (``hashkit eval``)
+    RUN/results.json         test MAP (I->T, T->I) of the selected epoch, computed once at the end
+    RUN/tensorboard/         scalars for TensorBoard, when ``tensorboard`` is installed
+    RUN/.hashkit.lock        while a process writes the run (see ``hashkit._runlock``)
 
-``hashkit train`` with several ``--bits`` writes one such directory per code length under
-``--out`` (``OUT/16bits``, ``OUT/32bits`` ...).
+``hashkit train`` writes one run folder per code length and seed: ``OUT/{bits}bits-seed{seed}``,
+with ``OUT`` defaulting to ``runs/METHOD-DATASET``, so a rerun with another seed or code length
+never lands on an earlier run. A folder that already holds a run is written again only with
+``--resume`` (same configuration: continue it) or ``--overwrite`` (delete it first).
 
-Validation during training queries the validation split (drawn from the retrieval set) against
-the retrieval set with the validation rows removed; the test queries are encoded and evaluated
-once, after the last epoch.
+Validation queries the validation split (drawn from the retrieval set) against the retrieval
+set with the validation rows removed; the test queries are encoded and evaluated once, after
+training, for the selected epoch. Model selection and early stopping look at validation MAP
+only (mean of I->T and T->I).
 
 Examples
 --------
 >>> from hashkit.train import Trainer
->>> t = Trainer("dcmh", "mfeat", nbits=32, out_dir="runs/dcmh-mfeat/32bits")   # doctest: +SKIP
->>> result = t.fit()                                                              # doctest: +SKIP
->>> result["map_i2t"], result["map_t2i"]                                          # doctest: +SKIP
+>>> t = Trainer("dcmh", "mfeat", nbits=32, out_dir="runs/dcmh-mfeat/32bits-seed0")   # doctest: +SKIP
+>>> result = t.fit()                                                                    # doctest: +SKIP
+>>> result["map_i2t"], result["map_t2i"], result["selected_epoch"]                      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,49 +49,44 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ._command import IntList
+from ._checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ._io import atomic_write_text, clean_temporaries, json_default, write_json
+from ._runlock import LOCK_NAME, RunLock
+from ._device import resolve_device
+from .encode import encode, has_features, pixels_nchw
 from .methods import get_method, list_methods
 from .methods.base import Method, TrainData
 
-__all__ = [
-    "Trainer", "load_method", "encode", "sign_codes", "read_features",
-    "add_train_arguments", "run_train", "add_encode_arguments", "run_encode",
-    "add_list_methods_arguments", "run_list_methods",
-]
+__all__ = ["Trainer", "TrainingDiverged", "resolve_device", "read_config_file", "add_train_arguments",
+           "run_train"]
 
-CHECKPOINT_FORMAT = 1
+# 2: tensors and plain values only, read with torch.load(weights_only=True) (hashkit._checkpoint).
+CHECKPOINT_FORMAT = 2
+
+SELECT_CHOICES = ("last", "best-val")
+
+# Keys of config.json that describe the machine or follow from the data: ignored when a
+# config is rerun, and allowed to differ when a run is resumed (with the device, the
+# validation frequency, the data folder and the plugins loaded, which may change between
+# attempts without changing the run).
+_DERIVED_KEYS = ("image_dim", "text_dim", "nlabels", "hashkit_checkpoint_format", "environment", "image_input",
+                 "input")
+_RESUME_MAY_DIFFER = ("device", "eval_every", "data_root", "plugins") + _DERIVED_KEYS
+
+# Files and folders a run writes (``hashkit encode`` adds encoded.npz, DAPH proxy_codes.pt).
+RUN_ENTRIES = ("config.json", "split.json", "metrics.jsonl", "metrics.csv", "results.json", "codes.npz",
+               "encoded.npz", "proxy_codes.pt", "checkpoints", "tensorboard")
+_TEMP_TARGETS = ("config.json", "split.json", "metrics.jsonl", "metrics.csv", "results.json", "codes.npz",
+                 "encoded.npz", "proxy_codes.pt")
+_CKPT_TEMP_TARGETS = ("last.pt", "best.pt")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term (or a logged value) became NaN or infinite."""
 
 
 # --------------------------------------------------------------------------- helpers
-def sign_codes(real) -> np.ndarray:
-    """Real-valued network outputs -> ``int8`` ±1 codes (``value > 0`` is +1; 0 becomes -1).
-
-    Parameters
-    ----------
-    real : array-like or torch.Tensor, shape (n, nbits)
-
-    Returns
-    -------
-    numpy.ndarray, int8 (n, nbits)
-    """
-    from ._validate import to_numpy
-
-    arr = to_numpy(real, "real")
-    return np.where(arr > 0, 1, -1).astype(np.int8)
-
-
-def _check_device(device: Any) -> str:
-    from ._validate import check_choice
-
-    dev = str(device)
-    check_choice(dev.split(":")[0], ("cpu", "cuda"), "device")
-    if dev.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"device: expected an available device, got {dev!r} but torch sees no CUDA GPU")
-    return dev
-
-
 def _map(qB, rB, qL, rL) -> float:
     """MAP over the full ranking through the kernels (hashkit.metrics)."""
     from .metrics import mean_average_precision
@@ -89,91 +94,8 @@ def _map(qB, rB, qL, rL) -> float:
     return float(mean_average_precision(qB, rB, qL, rL))
 
 
-def _has_features(view) -> bool:
-    """Feature datasets expose ``images``; raw-pixel datasets only ``pixel_batch`` (data contract)."""
-    ds = getattr(view, "dataset", None)
-    if ds is not None and hasattr(ds, "image_dim"):
-        return ds.image_dim is not None
-    return getattr(view, "images", None) is not None
-
-
-def pixels_nchw(view) -> Callable:
-    """``positions -> float32 (b, 3, H, W)`` in [0, 255] from a view's uint8 ``pixel_batch``.
-
-    Grey-scale images (one channel) are repeated to three, as ImageNet backbones expect.
-    """
-    def fetch(positions):
-        px = np.asarray(view.pixel_batch(np.asarray(positions, dtype=np.int64)))
-        if px.ndim == 3:
-            px = px[..., None]
-        if px.shape[-1] == 1:
-            px = np.repeat(px, 3, axis=-1)
-        return np.ascontiguousarray(px.transpose(0, 3, 1, 2), dtype=np.float32)
-
-    return fetch
-
-
-def encode(method: Method, images=None, texts=None, batch_size: int = 1024,
-           pixels: Callable | None = None, n_pixels: int | None = None) -> dict:
-    """Encode features with a (trained) method, in eval mode and without gradients.
-
-    Parameters
-    ----------
-    method : Method
-    images : numpy.ndarray float (n, image_dim), optional
-    texts : numpy.ndarray float (m, text_dim), optional
-    batch_size : int
-        Rows per forward pass.
-    pixels, n_pixels : callable and int, optional
-        For raw-pixel datasets: ``pixels(idx) -> (b, 3, H, W)`` and the row count (instead of
-        ``images``).
-
-    Returns
-    -------
-    dict with ``"images"`` and/or ``"texts"``: ``int8`` ±1 arrays ``(n, nbits)``.
-
-    Raises
-    ------
-    ValueError
-        A feature array of the wrong width for this method.
-    """
-    import contextlib
-
-    from ._validate import describe
-
-    ctx = contextlib.nullcontext()
-    if method.uses_torch:
-        import torch
-
-        ctx = torch.no_grad()
-        method.train_mode(False)
-    out = {}
-    try:
-        with ctx:
-            for key, arr, fn, dim in (("images", images, method.encode_images, method.image_dim),
-                                      ("texts", texts, method.encode_texts, method.text_dim)):
-                if arr is None:
-                    continue
-                arr = np.asarray(arr)
-                if arr.ndim != 2 or (dim is not None and arr.shape[1] != dim):
-                    raise ValueError(f"{key}: expected a 2-D float array (n, {dim}), got {describe(arr)}")
-                parts = [sign_codes(fn(np.ascontiguousarray(arr[i:i + batch_size], dtype=np.float32)))
-                         for i in range(0, arr.shape[0], batch_size)]
-                out[key] = np.concatenate(parts, axis=0) if parts else np.zeros((0, method.nbits), np.int8)
-            if pixels is not None:
-                parts = []
-                for i in range(0, int(n_pixels), batch_size):
-                    idx = np.arange(i, min(i + batch_size, int(n_pixels)))
-                    parts.append(sign_codes(method.encode_images(np.asarray(pixels(idx), dtype=np.float32))))
-                out["images"] = np.concatenate(parts, axis=0)
-    finally:
-        if method.uses_torch:
-            method.train_mode(True)
-    return out
-
-
 def _encode_view(method: Method, view, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    if not _has_features(view):
+    if not has_features(view):
         c = encode(method, texts=view.texts, batch_size=batch_size, pixels=pixels_nchw(view),
                    n_pixels=len(view.texts))
     else:
@@ -185,7 +107,7 @@ class _Subset:
     """Rows ``keep`` of a view (validation database when the dataset has no ``val_retrieval``)."""
 
     def __init__(self, view, keep: np.ndarray):
-        self.images = view.images[keep] if _has_features(view) else None
+        self.images = view.images[keep] if has_features(view) else None
         self.texts, self.labels = view.texts[keep], np.asarray(view.labels)[keep]
         self.indices = np.asarray(view.indices)[keep]
 
@@ -193,7 +115,10 @@ class _Subset:
 def _rng_state() -> dict:
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    # NumPy's legacy state as a dict (legacy=False) so the checkpoint holds no NumPy objects
+    # beyond arrays, which hashkit._checkpoint stores as bytes.
+    state = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -202,11 +127,12 @@ def _rng_state() -> dict:
 def _set_rng_state(state: Mapping) -> None:
     import torch
 
-    random.setstate(state["python"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def _seed_everything(seed: int) -> None:
@@ -215,28 +141,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    from ._io import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(o: Any):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    if hasattr(o, "__dict__"):
-        return {k: v for k, v in vars(o).items() if not k.startswith("_")}
-    return str(o)
 
 
 def _manifest(ds) -> Any:
@@ -248,40 +152,125 @@ def _manifest(ds) -> Any:
     return man if isinstance(man, Mapping) else dict(man) if hasattr(man, "keys") else man
 
 
+def _plain_json(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=json_default))
+
+
+def _lr_key(key: str) -> bool:
+    return key == "lr" or key.endswith("_lr")
+
+
+def _check_config_values(cfg: Mapping, defaults: Mapping | None = None) -> None:
+    """Hyper-parameters that cannot mean anything: caught before a single step is taken.
+
+    ``--lr inf`` used to give a NaN loss every epoch and ``--batch-size -3`` zero steps per
+    epoch, and both exited 0 as if trained. Every float must be finite; values that differ
+    from the method's ``defaults`` must also be in range: epochs >= 0, batch sizes >= 1,
+    learning rates > 0. A default is left alone because a closed-form method declares the
+    options it does not use as 0 (cca-itq: ``batch_size=0, lr=0.0``), also when a config
+    file repeats them.
+    """
+    from ._validate import check_int, describe
+
+    defaults = defaults or {}
+    for key, value in cfg.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"config[{key!r}]: expected a finite number, got {value!r}")
+        if key in defaults and value == defaults[key]:
+            continue
+        if key.endswith("epochs"):
+            check_int(value, f"config[{key!r}]", min_value=0, what="a non-negative number of epochs")
+        elif key.endswith("batch_size"):
+            check_int(value, f"config[{key!r}]", min_value=1, what="a positive batch size")
+        if _lr_key(key) and isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise ValueError(f"config[{key!r}]: expected a positive learning rate, got {describe(value)}")
+
+
+def _check_finite(values: Mapping, epoch: int, where: str) -> None:
+    for k, v in values.items():
+        if not math.isfinite(float(v)):
+            raise TrainingDiverged(f"training diverged: {k!r} is {float(v)} at epoch {epoch + 1} ({where}); "
+                                   f"the last checkpoint is the previous epoch's; lower the learning rate "
+                                   f"(--lr) or check the input features")
+
+
+def _run_entries(folder: Path) -> list[str]:
+    """Names in ``folder`` other than the lock (temporaries are removed before this is asked)."""
+    if not folder.is_dir():
+        return []
+    names = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME)
+    # An empty checkpoints/ folder (a first epoch killed before its checkpoint) holds nothing.
+    ck = folder / "checkpoints"
+    if "checkpoints" in names and ck.is_dir() and not any(ck.iterdir()):
+        names.remove("checkpoints")
+    return names
+
+
+def _check_out_folder(path: Path) -> None:
+    """A one-line error for an output folder that is a file, or under one."""
+    p = Path(path)
+    for cand in (p, *p.parents):
+        if cand.exists():
+            if not cand.is_dir():
+                what = "is" if cand == p else f"lies under {str(cand)!r}, which is"
+                raise ValueError(f"--out: expected a folder, but {str(p)!r} {what} a file")
+            return
+
+
 # --------------------------------------------------------------------------- trainer
 class Trainer:
-    """Train one method at one code length on one dataset, into one run directory.
+    """Train one method at one code length on one dataset, into one run folder.
 
     Parameters
     ----------
     method : str or Method subclass
-        A registered name (``hashkit.methods.list_methods()``) or the class itself.
+        A registered name (``hashkit.methods.list_methods()``, plugins included) or the class.
     dataset : str or dataset object
-        A name for ``hashkit.data.load(name, root=data_root, seed=split_seed, **data_options)``,
-        or an already loaded dataset (``query``, ``retrieval``, ``train``, ``val`` views, each
-        with ``images`` float32 ``(n, d)``, ``texts`` float32 ``(n, t)``, ``labels`` uint8
-        ``(n, L)``; plus ``name``, ``manifest``).
+        A name for ``hashkit.data.load(name, root=data_root, seed=split_seed, protocol=protocol,
+        manifest=split, **data_options)``, or an already loaded dataset (``query``,
+        ``retrieval``, ``train``, ``val`` views, each with ``images`` float32 ``(n, d)``,
+        ``texts`` float32 ``(n, t)``, ``labels`` uint8 ``(n, L)``; plus ``name``, ``manifest``).
     nbits : int
         Code length.
     out_dir : path, optional
-        Run directory; ``None`` keeps everything in memory (no checkpoints, no files).
+        Run folder; ``None`` keeps everything in memory (no checkpoints, no files).
     config : mapping, optional
         Overrides of the method's defaults (``method.default_config(dataset_name)``).
-    device : {"cpu", "cuda"}
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+        Recorded in ``config.json`` as resolved (``auto`` -> ``cuda:0`` or ``cpu``).
     seed : int
         Seeds python, NumPy, torch and the method's generator; same seed, same run (on CPU).
     split_seed : int
         Seed of the dataset split (when ``dataset`` is a name).
+    protocol : str, optional
+        A protocol name of the dataset (``hashkit datasets`` lists them); default its standard one.
+    split : path, optional
+        A split manifest to reuse exactly (e.g. another run's ``split.json``).
     eval_every : int, optional
-        Validate every this many epochs (and after the last); 0 = never; ``None`` = the
-        config's ``eval_every``, where 0 means "about five times per run".
+        Validate every this many epochs (and after the last); 0 = never. ``None`` = the
+        config's ``eval_every`` when it is given (there too 0 = never), else every epoch for
+        ``select="best-val"`` and about five times per run for ``select="last"``.
+    select : {"last", "best-val"}
+        Which epoch's model gives the codes and the test MAP: the last, or the one with the best
+        validation MAP (mean of I->T and T->I; the earliest on a tie). Default ``"last"``: each
+        method's defaults are its paper's fixed schedule (staged for GCH, DAPH and UGACH), and
+        the validation split is small (mfeat: 180 queries), so selecting on it adds noise the
+        schedule does not need; ``best-val`` is there when a schedule is not trusted.
+    patience : int, optional
+        Stop after this many validations in a row without a better validation MAP (``None``:
+        never stop early, the default, since stopping cuts the staged and decaying schedules).
     progress : bool
-        Show a tqdm bar with the live loss.
+        A tqdm bar on a terminal; otherwise, or with ``False``, one plain line per epoch.
     resume : bool
-        Continue from ``out_dir/checkpoints/last.pt`` if it exists (the configuration must match).
+        Continue the run in ``out_dir`` (same configuration) from its last checkpoint.
+    overwrite : bool
+        Delete the run already in ``out_dir`` first. Without ``resume`` or ``overwrite`` a
+        folder that holds a run is refused, so a run is never replaced by accident.
+    tensorboard : bool, optional
+        Write TensorBoard scalars to ``out_dir/tensorboard``; ``None`` = when installed.
     encode_batch_size : int
     log : callable
-        Where one-line messages go (default: ``tqdm.write`` to stdout).
+        Where one-line messages and epoch lines go (default: stdout).
 
     Attributes
     ----------
@@ -289,6 +278,8 @@ class Trainer:
         The method instance (networks on ``device``).
     history : list[dict]
         One record per finished epoch (the lines of ``metrics.jsonl``).
+    selection : dict
+        ``best_epoch``, ``best_score`` (validation MAP), ``bad_validations``, ``stopped_early_at``.
 
     Examples
     --------
@@ -299,131 +290,267 @@ class Trainer:
     def __init__(self, method: str | type, dataset: Any, nbits: int, out_dir: str | os.PathLike | None = None,
                  *, config: Mapping | None = None, device: str = "cpu", seed: int = 0, split_seed: int = 0,
                  data_root: str | None = None, data_options: Mapping | None = None,
-                 eval_every: int | None = None, progress: bool = True, resume: bool = False,
-                 encode_batch_size: int = 1024, log: Callable[[str], None] | None = None):
-        from ._validate import check_int, check_positive_int
+                 protocol: str | None = None, split: str | os.PathLike | None = None,
+                 eval_every: int | None = None, select: str = "last", patience: int | None = None,
+                 progress: bool = True, resume: bool = False, overwrite: bool = False,
+                 tensorboard: bool | None = None, encode_batch_size: int = 1024,
+                 log: Callable[[str], None] | None = None):
+        from ._validate import check_choice, check_int, check_positive_int
 
-        self.method_cls = get_method(method) if isinstance(method, str) else method
+        if isinstance(method, str):
+            from .methods._plugins import load_plugins
+
+            load_plugins()  # methods of installed packages (entry points) are names too
+            self.method_cls = get_method(method)
+        else:
+            self.method_cls = method
         if not (isinstance(self.method_cls, type) and issubclass(self.method_cls, Method)):
             raise TypeError(f"method: expected a registered name or a Method subclass, got {method!r}")
         self.nbits = check_positive_int(nbits, "nbits")
         self.seed = check_int(seed, "seed", min_value=0, what="a non-negative integer")
         self.split_seed = check_int(split_seed, "split_seed", min_value=0, what="a non-negative integer")
-        self.device = _check_device(device)
+        self.device = resolve_device(device)
+        self.select = check_choice(select, SELECT_CHOICES, "select")
+        self.patience = None if patience is None else check_int(patience, "patience", min_value=1,
+                                                                what="a positive number of validations")
+        if resume and overwrite:
+            raise ValueError("resume/overwrite: expected one of them, got both")
         self.data_options = dict(data_options or {})
+        self.data_root = None if data_root is None else str(data_root)
+        self.protocol = protocol
+        self.split = None if split is None else str(split)
         if isinstance(dataset, str):
             from . import data as _data
 
             self.dataset_name = dataset
-            self.ds = _data.load(dataset, root=data_root, seed=self.split_seed, **self.data_options)
+            self.ds = _data.load(dataset, root=data_root, seed=self.split_seed, protocol=protocol,
+                                 manifest=split, **self.data_options)
         else:
             self.ds = dataset
             self.dataset_name = getattr(dataset, "name", type(dataset).__name__)
-        self.config = self.method_cls.resolve_config(dict(config or {}), dataset=self.dataset_name)
+        man = getattr(self.ds, "manifest", None)
+        if self.protocol is None and getattr(man, "protocol", None):
+            self.protocol = man.protocol
+        overrides = dict(config or {})
+        self.config = self.method_cls.resolve_config(overrides, dataset=self.dataset_name)
+        _check_config_values(self.config, self.method_cls.default_config(self.dataset_name))
         self.epochs = check_int(self.config["epochs"], "config['epochs']", min_value=0,
                                 what="a non-negative number of epochs")
-        ev = self.config.get("eval_every", 0) if eval_every is None else eval_every
-        if eval_every is None and not ev:
-            ev = max(1, math.ceil(self.epochs / 5)) if self.epochs else 0
-        self.eval_every = check_int(ev, "eval_every", min_value=0, what="a non-negative integer")
+        # eval_every = 0 means "never" wherever a user sets it (--eval-every, --set, a config
+        # file); only the methods' own default of 0 means "choose for me". (They used to
+        # disagree: "about 5 times" through --set, "never" through --eval-every.)
+        explicit = eval_every is not None or "eval_every" in overrides
+        ev = eval_every if eval_every is not None else self.config.get("eval_every", 0)
+        ev = check_int(ev, "eval_every", min_value=0, what="a non-negative integer")
+        if not explicit and ev == 0:
+            ev = 1 if self.select == "best-val" else (max(1, math.ceil(self.epochs / 5)) if self.epochs else 0)
+        self.eval_every = ev
+        if "eval_every" in self.config:
+            self.config["eval_every"] = ev
+        if (self.select == "best-val" or self.patience) and self.epochs:
+            what = "select='best-val'" if self.select == "best-val" else "patience"
+            if not self.eval_every:
+                raise ValueError(f"{what}: needs validation, but eval_every=0 turns it off")
+            val = getattr(self.ds, "val", None)
+            if val is None or len(val.texts) == 0:
+                raise ValueError(f"{what}: needs a validation split, and dataset {self.dataset_name!r} has none")
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = bool(progress)
         self.resume = bool(resume)
+        self.overwrite = bool(overwrite)
+        self.tensorboard = tensorboard
         self.encode_batch_size = check_positive_int(encode_batch_size, "encode_batch_size")
         self.log = log or _default_log
         self.history: list[dict] = []
+        self.selection: dict = {"best_epoch": None, "best_score": None, "bad_validations": 0,
+                                "stopped_early_at": None}
         self.method: Method | None = None
         self.train_data: TrainData | None = None
         self.start_epoch = 0
         self.codes: dict = {}
+        self._lock: RunLock | None = None
+        self._best_state: dict | None = None  # in-memory runs (out_dir=None) keep the best here
 
-    # ------------------------------------------------------------ run-directory files
+    # ------------------------------------------------------------ run-folder files
     @property
     def checkpoint_path(self) -> Path | None:
         return None if self.out_dir is None else self.out_dir / "checkpoints" / "last.pt"
 
+    @property
+    def best_path(self) -> Path | None:
+        return None if self.out_dir is None else self.out_dir / "checkpoints" / "best.pt"
+
     def resolved_config(self) -> dict:
-        """The JSON written to ``config.json`` (and checked on ``--resume``)."""
+        """The JSON written to ``config.json`` (checked on ``--resume``, read by ``--config``)."""
+        import torch
+
+        from ._version import __version__
+        from .methods._plugins import loaded_plugins
+
         return {
             "method": self.method_cls.name, "dataset": self.dataset_name, "nbits": self.nbits,
             "seed": self.seed, "split_seed": self.split_seed, "data_options": self.data_options,
-            "device": self.device, "eval_every": self.eval_every, "config": self.config,
-            "image_dim": (self.ds.image_dim if hasattr(self.ds, "image_dim")
+            "data_root": self.data_root, "protocol": self.protocol, "split": self.split,
+            "device": self.device, "eval_every": self.eval_every, "select": self.select,
+            "patience": self.patience, "config": self.config,
+            "plugins": [p.split(" ", 1)[1] for p in loaded_plugins() if p.startswith("--plugin ")],
+            # Which image input trains (raw pixels through a CNN, or features) and from which
+            # file and key: a release may ship both (DCMH's NUS-WIDE-21: pixels and a 500-d XAll).
+            "image_input": getattr(self.ds, "image_input", None),
+            "input": getattr(self.ds, "input_description", None),
+            "image_dim": (None if getattr(self.ds, "image_input", "features") == "pixels"
+                          else self.ds.image_dim if hasattr(self.ds, "image_dim")
                           else int(self.ds.train.images.shape[1])),
             "text_dim": int(self.ds.text_dim) if hasattr(self.ds, "text_dim") else int(self.ds.train.texts.shape[1]),
             "nlabels": int(self.ds.nlabels) if hasattr(self.ds, "nlabels") else int(self.ds.train.labels.shape[1]),
             "hashkit_checkpoint_format": CHECKPOINT_FORMAT,
+            "environment": {"hashkit": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                            "python": sys.version.split()[0],
+                            "device_name": (torch.cuda.get_device_name(self.device)
+                                            if self.device.startswith("cuda") else "cpu")},
         }
+
+    # ------------------------------------------------------------ the run folder
+    def _open_run_folder(self, cfg: Mapping) -> bool:
+        """Lock the folder, clean what a kill left, decide fresh/resume. True: load a checkpoint."""
+        out = self.out_dir
+        _check_out_folder(out)
+        self._lock = RunLock(out, log=self.log).acquire()
+        clean_temporaries(out, _TEMP_TARGETS)
+        clean_temporaries(out / "checkpoints", _CKPT_TEMP_TARGETS)
+        entries = _run_entries(out)
+        if not entries:
+            return False
+        if "config.json" not in entries:
+            raise ValueError(f"--out: {out} holds files that are not a hashkit run ({', '.join(entries[:5])}"
+                             f"{' ...' if len(entries) > 5 else ''}); choose an empty or new folder")
+        if self.overwrite:
+            for name in entries:
+                p = out / name
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            self.log(f"--overwrite: removed the earlier run in {out}")
+            return False
+        if not self.resume:
+            raise ValueError(f"--out: {out} already holds a run ({_describe_run(out)}); pass --resume to "
+                             f"continue it, --overwrite to replace it, or choose another --out")
+        self._check_same_config(out / "config.json", cfg)
+        if self.checkpoint_path.exists():
+            return True
+        # The earlier attempt of this same configuration finished no epoch: start it afresh,
+        # dropping anything it wrote, so nothing of it mixes with this attempt.
+        for name in entries:
+            if name != "config.json":
+                p = out / name
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        return False
+
+    def _check_same_config(self, path: Path, cfg: Mapping) -> None:
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"resume: {path} cannot be read ({exc})") from None
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"resume: {path} is not a JSON object")
+        _compare_configs(saved, _plain_json(cfg), f"resume: {path} records")
+
+    def close(self) -> None:
+        """Release the run folder's lock (done by :meth:`fit` itself; idempotent)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ------------------------------------------------------------ setup
     def prepare(self) -> Method:
-        """Seed, build the method, wrap the training split, call ``setup``; resume if asked.
+        """Lock the run folder, seed, build the method, call ``setup``; resume if asked.
 
-        Called by :meth:`fit`; call it yourself to drive ``train_step`` by hand (tests).
+        Called by :meth:`fit`; call it yourself to drive ``train_step`` by hand (tests), then
+        :meth:`close` (or use the Trainer as a context manager) to release the folder.
         """
         if self.method is not None:
             return self.method
-        cfg = self.resolved_config()
-        _seed_everything(self.seed)
-        self.method = self.method_cls(self.nbits, cfg["image_dim"], cfg["text_dim"], cfg["nlabels"],
-                                      config=self.config, device=self.device)
-        self.method.rng = np.random.default_rng([self.seed, 0x4A5E])
-        # Where a method may write its own artefacts (DAPH: proxy_codes.pt); None: nowhere.
-        self.method.run_dir = self.out_dir
-        tr = self.ds.train
-        feats = _has_features(tr)
-        self.train_data = TrainData(tr.images if feats else None, tr.texts, tr.labels, device=self.device,
-                                    pixels=None if feats else pixels_nchw(tr))
-        self.method.setup(self.train_data)
-        ckpt = self.checkpoint_path
-        if self.resume and ckpt is not None and ckpt.exists():
-            self._load_checkpoint(ckpt, cfg)
-        elif self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.out_dir / "config.json", cfg)
-            _write_json(self.out_dir / "split.json", _manifest(self.ds))
-            metrics = self.out_dir / "metrics.jsonl"
-            if metrics.exists():
-                metrics.unlink()
+        try:
+            cfg = self.resolved_config()
+            load = self._open_run_folder(cfg) if self.out_dir is not None else False
+            _seed_everything(self.seed)
+            self.method = self.method_cls(self.nbits, cfg["image_dim"], cfg["text_dim"], cfg["nlabels"],
+                                          config=self.config, device=self.device)
+            self.method.rng = np.random.default_rng([self.seed, 0x4A5E])
+            # Where a method may write its own artefacts (DAPH: proxy_codes.pt); None: nowhere.
+            self.method.run_dir = self.out_dir
+            tr = self.ds.train
+            feats = has_features(tr)
+            self.train_data = TrainData(tr.images if feats else None, tr.texts, tr.labels, device=self.device,
+                                        pixels=None if feats else pixels_nchw(tr))
+            self.method.setup(self.train_data)
+            if load:
+                self._load_checkpoint(self.checkpoint_path, cfg)
+            elif self.out_dir is not None:
+                if cfg["input"]:
+                    self.log(f"{self.dataset_name}: {cfg['input']}")
+                write_json(self.out_dir / "config.json", cfg)
+                write_json(self.out_dir / "split.json", _manifest(self.ds))
+                atomic_write_text(self.out_dir / "metrics.jsonl", "")
+        except BaseException:
+            self.method = None
+            self.close()
+            raise
         return self.method
 
     def _load_checkpoint(self, path: Path, cfg: Mapping) -> None:
-        import torch
-
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        saved = json.loads(json.dumps(state["run_config"], default=_json_default))
-        mine = json.loads(json.dumps(cfg, default=_json_default))
-        # Device and validation frequency may change between attempts; nothing else may.
-        diff = sorted(k for k in set(saved) | set(mine)
-                      if k not in ("device", "eval_every") and saved.get(k) != mine.get(k))
-        if diff:
-            raise ValueError(f"resume: the checkpoint {path} was made with a different configuration "
-                             f"({', '.join(f'{k}: {saved.get(k)!r} vs {mine.get(k)!r}' for k in diff)})")
-        self.method.load_state_dict(state["method"])
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"checkpoint: {path} has format {state.get('format')!r}; this hashkit "
+                                  f"reads format {CHECKPOINT_FORMAT}")
+        _compare_configs(state.get("run_config", {}), _plain_json(cfg), f"resume: the checkpoint {path} was made")
+        _load_method_state(self.method, state["method"], path, optimizers=True)
         self.method.rng.bit_generator.state = state["rng"]["method"]
         _set_rng_state(state["rng"]["global"])
         self.start_epoch = int(state["epoch"]) + 1
         self.history = list(state.get("history", []))
+        self.selection.update(state.get("selection", {}))
+        if self.select == "best-val" and self.selection["best_epoch"] is not None:
+            self._check_best_checkpoint(state)
         # Epoch lines written after this checkpoint belong to the interrupted attempt.
-        metrics = self.out_dir / "metrics.jsonl"
-        from ._io import atomic_write_text
+        atomic_write_text(self.out_dir / "metrics.jsonl",
+                          "".join(json.dumps(h, default=json_default) + "\n" for h in self.history))
+        self._write_csv()
+        self.log(f"resuming {self.method_cls.name} ({self.nbits} bits, seed {self.seed}) from {path} "
+                 f"at epoch {self.start_epoch + 1}")
 
-        atomic_write_text(metrics, "".join(json.dumps(h, default=_json_default) + "\n" for h in self.history))
-        self.log(f"resuming {self.method_cls.name} ({self.nbits} bits) from {path} at epoch {self.start_epoch + 1}")
+    def _check_best_checkpoint(self, last_state: Mapping) -> None:
+        """best.pt must hold the epoch last.pt names as best; rebuild it when a kill came between."""
+        want = self.selection["best_epoch"]
+        have = None
+        if self.best_path.exists():
+            have = load_checkpoint(self.best_path, map_location="cpu").get("epoch")
+        if have == want:
+            return
+        if want == int(last_state["epoch"]) + 1:
+            # The best epoch is the last one checkpointed: last.pt holds its model.
+            self._save_best(want, last_state["method"])
+            return
+        raise CheckpointError(f"checkpoint: {self.best_path} holds epoch {have}, but {self.checkpoint_path} "
+                              f"records epoch {want} as the best; the run folder was altered")
 
     def _save_checkpoint(self, epoch: int) -> None:
-        import torch
-
-        from ._io import atomic_path
-
         state = {
-            "format": CHECKPOINT_FORMAT, "epoch": epoch, "run_config": self.resolved_config(),
+            "format": CHECKPOINT_FORMAT, "epoch": epoch, "run_config": _plain_json(self.resolved_config()),
             "method": self.method.state_dict(),
             "rng": {"global": _rng_state(), "method": self.method.rng.bit_generator.state},
-            "history": self.history,
+            "history": self.history, "selection": dict(self.selection),
         }
-        with atomic_path(self.checkpoint_path) as tmp:
-            torch.save(state, tmp)
+        save_checkpoint(self.checkpoint_path, state)
+
+    def _save_best(self, epoch_1based: int, method_state: Mapping) -> None:
+        save_checkpoint(self.best_path, {"format": CHECKPOINT_FORMAT, "epoch": epoch_1based,
+                                         "run_config": _plain_json(self.resolved_config()),
+                                         "method": method_state})
 
     # ------------------------------------------------------------ evaluation
     def validate(self) -> dict:
@@ -456,14 +583,14 @@ class Trainer:
         res["diagnostics"] = run_diagnostics(self.method, {"db_image": ri, "db_text": rt}, rl.shape[1],
                                              self.train_data, log=self.log)
         if self.out_dir is not None:
-            from .codes import save_code_file
+            from .codefile import save_code_file
 
             save_code_file(self.out_dir / "codes.npz", query_image=qi, query_text=qt, db_image=ri,
                            db_text=rt, query_labels=ql, db_labels=rl,
                            meta={"method": self.method_cls.name, "dataset": self.dataset_name, "nbits": self.nbits,
                                  "seed": self.seed, "split_seed": self.split_seed,
                                  "config": self.config})
-            _write_json(self.out_dir / "results.json", res)
+            write_json(self.out_dir / "results.json", res)
         self.codes = {"query_image": qi, "query_text": qt, "db_image": ri, "db_text": rt}
         return res
 
@@ -475,6 +602,13 @@ class Trainer:
         ``epoch`` (1-based), ``steps``, the mean of each scalar ``train_step`` returned (over
         the steps that returned it), what
         ``end_epoch`` returned, and ``seconds``. Call :meth:`prepare` first.
+
+        Raises
+        ------
+        TrainingDiverged
+            A returned value is NaN or infinite (the message names the term and the epoch).
+        RuntimeError
+            The epoch ran no training step.
         """
         method, train = self.prepare(), self.train_data
         t0 = time.perf_counter()
@@ -486,19 +620,39 @@ class Trainer:
         for batch in method.batches(epoch, train):
             out = method.train_step(batch, epoch, train) or {}
             steps += 1
+            _check_finite(out, epoch, f"step {steps}")
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
                 counts[k] = counts.get(k, 0) + 1
             if bar is not None and out:
                 bar.set_postfix({k: f"{float(v):.4g}" for k, v in out.items()}, refresh=steps % 20 == 0)
+        if steps == 0:
+            raise RuntimeError(f"training: epoch {epoch + 1} ran no training step ({train.n} training items, "
+                               f"batch_size={self.config.get('batch_size')})")
         record = {"epoch": epoch + 1, "steps": steps}
         record.update({k: v / counts[k] for k, v in sums.items()})
         record.update({k: float(v) for k, v in (method.end_epoch(epoch, train) or {}).items()})
+        _check_finite({k: v for k, v in record.items() if k not in ("epoch", "steps")}, epoch, "end of epoch")
         record["seconds"] = time.perf_counter() - t0
         return record
 
+    def _validates(self, epoch: int) -> bool:
+        return bool(self.eval_every) and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs)
+
+    def _update_selection(self, record: dict) -> bool:
+        """Track the best validation MAP; True when this epoch is the new best."""
+        if "val_map_i2t" not in record:
+            return False
+        score = 0.5 * (record["val_map_i2t"] + record["val_map_t2i"])
+        sel = self.selection
+        if sel["best_score"] is None or score > sel["best_score"]:
+            sel.update(best_epoch=record["epoch"], best_score=score, bad_validations=0)
+            return True
+        sel["bad_validations"] += 1
+        return False
+
     def fit(self, stop_after_epochs: int | None = None) -> dict:
-        """Train (or resume) to the last epoch, then evaluate on the test queries once.
+        """Train (or resume) to the last epoch, select an epoch, evaluate on the test queries once.
 
         Parameters
         ----------
@@ -509,155 +663,362 @@ class Trainer:
         Returns
         -------
         dict
-            ``map_i2t``, ``map_t2i`` (test MAP over the full ranking), ``method``, ``dataset``,
-            ``nbits``, ``seed``, ``seconds_per_epoch``; ``{"stopped_at_epoch": e}`` when stopped.
+            ``map_i2t``, ``map_t2i`` (test MAP over the full ranking of the selected epoch),
+            ``method``, ``dataset``, ``nbits``, ``seed``, ``select``, ``selected_epoch``,
+            ``epochs_run``, ``stopped_early_at``, ``val_map_i2t``/``val_map_t2i`` of the
+            selected epoch (when validated), ``seconds_per_epoch``;
+            ``{"stopped_at_epoch": e}`` when stopped.
+
+        Raises
+        ------
+        TrainingDiverged
+            A loss became NaN or infinite (the run folder keeps the previous epoch's checkpoint).
         """
+        try:
+            return self._fit(stop_after_epochs)
+        finally:
+            self.close()
+
+    def _fit(self, stop_after_epochs: int | None) -> dict:
         self.prepare()
         if stop_after_epochs is not None and self.start_epoch >= stop_after_epochs:
             return {"stopped_at_epoch": self.start_epoch}
         bar = None
-        if self.progress:
+        if self.progress and _isatty(sys.stderr):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.epochs, initial=self.start_epoch, unit="epoch", dynamic_ncols=True,
                        desc=f"{self.method_cls.name} {self.nbits}b", file=sys.stderr)
+        tb = self._tensorboard_writer()
         epoch_times = []
         try:
             for epoch in range(self.start_epoch, self.epochs):
+                if self.selection["stopped_early_at"] is not None:
+                    break
                 record = self.run_epoch(epoch, bar)
                 epoch_times.append(record["seconds"])
-                if self.eval_every and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs):
+                if self._validates(epoch):
                     record.update(self.validate())
                 self.history.append(record)
+                improved = self._update_selection(record)
+                if self.patience and self.selection["bad_validations"] >= self.patience:
+                    self.selection["stopped_early_at"] = epoch + 1
                 if self.out_dir is not None:
                     self._save_checkpoint(epoch)
+                    if improved and self.select == "best-val":
+                        self._save_best(epoch + 1, self.method.state_dict())
                     with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(record, default=_json_default) + "\n")
+                        fh.write(json.dumps(record, default=json_default) + "\n")
+                    self._write_csv()
+                elif improved and self.select == "best-val":
+                    import copy
+
+                    self._best_state = copy.deepcopy(self.method.state_dict())
+                if tb is not None:
+                    for k, v in record.items():
+                        if k not in ("epoch",) and isinstance(v, (int, float)):
+                            tb.add_scalar(k, v, record["epoch"])
+                    tb.flush()
                 if bar is not None:
                     post = {k: f"{v:.4g}" for k, v in record.items()
                             if k not in ("epoch", "steps", "seconds") and isinstance(v, float)}
                     bar.set_postfix(post, refresh=False)
                     bar.update(1)
+                else:
+                    self.log(self._epoch_line(record))
+                if self.selection["stopped_early_at"] is not None:
+                    self.log(f"early stop after epoch {epoch + 1}: no better validation MAP in "
+                             f"{self.patience} validation{'s' if self.patience > 1 else ''} "
+                             f"(best: epoch {self.selection['best_epoch']}, {self.selection['best_score']:.4f})")
                 if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs:
                     return {"stopped_at_epoch": epoch + 1}
         finally:
             if bar is not None:
                 bar.close()
+            if tb is not None:
+                tb.close()
+        selected = self._select_final()
         res = self.evaluate_test()
+        res.update(selected)
         res["seconds_per_epoch"] = float(np.mean(epoch_times)) if epoch_times else None
         if self.out_dir is not None:
-            _write_json(self.out_dir / "results.json", res)
+            write_json(self.out_dir / "results.json", res)
         return res
+
+    def _select_final(self) -> dict:
+        """Put the selected epoch's model in place; what results.json says about the choice."""
+        epochs_run = self.history[-1]["epoch"] if self.history else self.start_epoch
+        chosen = epochs_run
+        if self.select == "best-val" and self.selection["best_epoch"] is not None:
+            chosen = self.selection["best_epoch"]
+            if chosen != epochs_run:
+                if self.out_dir is not None:
+                    best = load_checkpoint(self.best_path, map_location=self.device)
+                    _load_method_state(self.method, best["method"], self.best_path, optimizers=False)
+                else:
+                    _load_method_state(self.method, self._best_state, "the best epoch", optimizers=False)
+        out = {"select": self.select, "selected_epoch": chosen, "epochs_run": epochs_run,
+               "stopped_early_at": self.selection["stopped_early_at"]}
+        rec = next((h for h in self.history if h.get("epoch") == chosen), {})
+        for key in ("val_map_i2t", "val_map_t2i"):
+            if key in rec:
+                out[key] = rec[key]
+        return out
+
+    # ------------------------------------------------------------ logs
+    def _epoch_line(self, record: Mapping) -> str:
+        parts = [f"{self.method_cls.name} {self.nbits}b seed {self.seed}",
+                 f"epoch {record['epoch']}/{self.epochs}"]
+        for k, v in record.items():
+            if k in ("epoch", "steps", "seconds"):
+                continue
+            parts.append(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}")
+        parts.append(f"{record.get('seconds', 0.0):.1f}s")
+        return "  ".join(parts)
+
+    def _write_csv(self) -> None:
+        if self.out_dir is None:
+            return
+        cols: list[str] = []
+        for h in self.history:
+            cols.extend(k for k in h if k not in cols)
+        # epoch and steps first, seconds last, the logged terms between in order of appearance
+        cols = ([c for c in ("epoch", "steps") if c in cols] + [c for c in cols if c not in ("epoch", "steps",
+                "seconds")] + [c for c in ("seconds",) if c in cols])
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for h in self.history:
+            w.writerow({k: h.get(k, "") for k in cols})
+        atomic_write_text(self.out_dir / "metrics.csv", buf.getvalue())
+
+    def _tensorboard_writer(self):
+        if self.out_dir is None or self.tensorboard is False:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            if self.tensorboard:
+                raise RuntimeError("tensorboard: torch.utils.tensorboard needs the tensorboard package "
+                                   "(pip install tensorboard)") from None
+            return None
+        # purge_step drops events an interrupted attempt logged after its last checkpoint.
+        return SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=self.start_epoch + 1)
+
+
+def _describe_run(folder: Path) -> str:
+    try:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        what = f"{cfg.get('method')}, {cfg.get('nbits')} bits, seed {cfg.get('seed')}"
+    except (OSError, ValueError, AttributeError):
+        return "config.json unreadable"
+    if (folder / "results.json").exists():
+        return what + ", finished"
+    n = 0
+    try:
+        n = sum(1 for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())
+    except OSError:
+        pass
+    return what + f", {n} epoch{'s' if n != 1 else ''} done"
+
+
+def _compare_configs(saved: Mapping, mine: Mapping, what: str) -> None:
+    def strip(d):
+        d = {k: v for k, v in d.items() if k not in _RESUME_MAY_DIFFER}
+        if isinstance(d.get("config"), dict):
+            d["config"] = {k: v for k, v in d["config"].items() if k != "eval_every"}
+        return d
+
+    a, b = strip(saved), strip(mine)
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diff:
+        def show(k):
+            if k == "config" and isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+                sub = sorted(j for j in set(a[k]) | set(b[k]) if a[k].get(j) != b[k].get(j))
+                return ", ".join(f"config.{j}: {a[k].get(j)!r} vs {b[k].get(j)!r}" for j in sub)
+            return f"{k}: {a.get(k)!r} vs {b.get(k)!r}"
+
+        raise ValueError(f"{what} with a different configuration ({'; '.join(show(k) for k in diff)})")
+
+
+def _load_method_state(method: Method, state: Mapping, origin, optimizers: bool) -> None:
+    """``method.load_state_dict`` with the torch size-mismatch essay turned into one line."""
+    try:
+        method.load_state_dict(state, optimizers=optimizers)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        msg = " ".join(str(exc).split())
+        if len(msg) > 300:
+            msg = msg[:300] + " ..."
+        raise CheckpointError(f"checkpoint: {origin} does not fit {method.name or type(method).__name__} as "
+                              f"configured ({type(exc).__name__}: {msg})") from None
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _default_log(msg: str) -> None:
     try:
         from tqdm.auto import tqdm
 
-        tqdm.write(msg)
+        tqdm.write(msg, file=sys.stdout)
     except ImportError:
-        print(msg)
+        print(msg, flush=True)
+    sys.stdout.flush()
 
 
-# --------------------------------------------------------------------------- loading a run
-def _resolve_run(run: str | os.PathLike) -> Path:
-    run = Path(run)
-    if (run / "config.json").exists():
-        return run
-    subs = sorted(p.parent for p in run.glob("*/config.json"))
-    if len(subs) == 1:
-        return subs[0]
-    if not subs:
-        raise FileNotFoundError(f"run: expected a run directory holding config.json, got {str(run)!r}")
-    raise ValueError(f"run: {str(run)!r} holds several sub-runs ({', '.join(p.name for p in subs)}); "
-                     f"name one of them")
+# --------------------------------------------------------------------------- config files
+def read_config_file(path: str | os.PathLike) -> dict:
+    """Read a training config: the ``config.json`` a run wrote, or YAML / TOML with its keys.
 
-
-def load_method(run: str | os.PathLike, device: str = "cpu") -> tuple[Method, dict]:
-    """Rebuild a trained method from a run directory (its config and last checkpoint).
-
-    Parameters
-    ----------
-    run : path
-        A run directory (or a parent holding exactly one sub-run).
-    device : {"cpu", "cuda"}
-
-    Returns
-    -------
-    (method, run_config)
-
-    Raises
-    ------
-    FileNotFoundError
-        No config.json or no checkpoint.
-    """
-    import torch
-
-    run = _resolve_run(run)
-    device = _check_device(device)
-    cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    ckpt = run / "checkpoints" / "last.pt"
-    if not ckpt.exists():
-        raise FileNotFoundError(f"run: expected a checkpoint at {str(ckpt)!r}; has the run trained an epoch?")
-    cls = get_method(cfg["method"])
-    method = cls(cfg["nbits"], cfg["image_dim"], cfg["text_dim"], cfg["nlabels"], config=cfg["config"],
-                 device=device)
-    state = torch.load(ckpt, map_location=device, weights_only=False)
-    method.load_state_dict(state["method"], optimizers=False)
-    return method, cfg
-
-
-def read_features(path: str | os.PathLike, key: str | None = None, name: str = "features") -> np.ndarray:
-    """Read a 2-D float feature matrix from ``.npy``, ``.npz`` or ``.mat`` (v5 or v7.3/HDF5).
-
-    ``key`` names the array in ``.npz`` / ``.mat`` files; without it the file must hold exactly
-    one 2-D array. MATLAB v7.3 arrays are transposed back to row-major ``(n, d)``.
+    TOML is read with :mod:`tomllib` (Python 3.11+; ``tomli`` on 3.10). YAML needs PyYAML and
+    is read with ``yaml.safe_load`` (no Python objects).
 
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing file, unknown extension, missing/ambiguous key, not a 2-D numeric array.
+        Missing file, unknown suffix, unparsable text, a missing reader, or not a mapping.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{name}: no such file {str(path)!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"--config: no such file {str(path)!r}")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
-    elif suffix in (".npz", ".mat"):
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        else:
-            arrays = _read_mat(path)
-        cands = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.ndim == 2}
-        if key is None:
-            if len(cands) != 1:
-                raise ValueError(f"{name}: {str(path)!r} holds {len(cands)} 2-D arrays "
-                                 f"({', '.join(sorted(cands))}); name one with the key option")
-            arr = next(iter(cands.values()))
-        elif key not in arrays:
-            raise ValueError(f"{name}: {str(path)!r} has no array {key!r}; it has {', '.join(sorted(arrays))}")
-        else:
-            arr = arrays[key]
+    if suffix == ".json":
+        parse = json.loads
+    elif suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise ValueError("--config: reading TOML on Python 3.10 needs tomli (pip install tomli); "
+                                 "or give the config as JSON") from None
+        parse = tomllib.loads
+    elif suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"--config: reading YAML ({path.name}) needs PyYAML (pip install pyyaml); "
+                             f"or give the config as JSON or TOML") from None
+        parse = yaml.safe_load  # plain data only: a !!python/object tag is a parse error
     else:
-        raise ValueError(f"{name}: expected a .npy, .npz or .mat file, got {str(path)!r}")
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{name}: expected a 2-D numeric array in {str(path)!r}, got dtype {arr.dtype} "
-                         f"and shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _read_mat(path: Path) -> dict:
-    import scipy.io
-
+        raise ValueError(f"--config: expected a .json, .toml, .yaml or .yml file, got {str(path)!r}")
     try:
-        return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-    except NotImplementedError:  # MATLAB v7.3 is HDF5; columns come back first
-        import h5py
+        data = parse(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--config: {path} is not UTF-8 text ({exc.reason})") from None
+    except Exception as exc:  # the parsers' own errors (JSONDecodeError, TOMLDecodeError, YAMLError)
+        msg = " ".join(str(exc).split())
+        raise ValueError(f"--config: {path} cannot be parsed ({type(exc).__name__}: {msg[:300]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config: expected a mapping of options in {path}, got {type(data).__name__}")
+    return data
 
-        with h5py.File(path, "r") as f:
-            return {k: np.asarray(f[k]).T for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+
+# What a config file may set (config.json's keys; bits/seeds as lists or nbits/seed as one).
+_SPEC_DEFAULTS: dict = {
+    "method": None, "dataset": "mfeat", "data_root": None, "data_options": {}, "protocol": None,
+    "split": None, "bits": [32], "seeds": [0], "split_seed": 0, "device": "cpu", "eval_every": None,
+    "select": "last", "patience": None, "config": {}, "plugins": [],
+}
+
+
+def _spec_from_file(data: Mapping, origin: str) -> dict:
+    allowed = set(_SPEC_DEFAULTS) | {"nbits", "seed"} | set(_DERIVED_KEYS)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"--config: {origin} has unknown keys {unknown}; expected some of "
+                         f"{sorted(set(_SPEC_DEFAULTS) | {'nbits', 'seed'})}")
+    spec = {k: v for k, v in data.items() if k in _SPEC_DEFAULTS}
+    for one, many in (("nbits", "bits"), ("seed", "seeds")):
+        if one in data:
+            if many in data:
+                raise ValueError(f"--config: {origin} sets both {one!r} and {many!r}; keep one")
+            spec[many] = [data[one]]
+    for many in ("bits", "seeds"):
+        if many in spec and not isinstance(spec[many], list):
+            spec[many] = [spec[many]]
+    for key in ("data_options", "config"):
+        if key in spec and not isinstance(spec[key], dict):
+            raise ValueError(f"--config: {origin}: {key!r} must be a mapping, got {spec[key]!r}")
+    if "plugins" in spec and not isinstance(spec["plugins"], list):
+        raise ValueError(f"--config: {origin}: 'plugins' must be a list of module names")
+    return spec
+
+
+def _parse_set_value(v: str):
+    """``--set`` values: ``[1024, 512]`` as JSON (the syntax the list error suggests), else text
+    cast by the method's config (``1024,512`` works too)."""
+    s = v.strip()
+    if s.startswith("["):
+        try:
+            return json.loads(s)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--set: expected a JSON list like [1024, 512], got {v!r} ({exc.msg})") from None
+    return v
+
+
+def build_spec(args: argparse.Namespace) -> dict:
+    """The run specification of ``hashkit train``: defaults <- ``--config`` file <- options given.
+
+    Returns
+    -------
+    dict with the keys of ``_SPEC_DEFAULTS``.
+    """
+    import copy
+
+    spec = copy.deepcopy(_SPEC_DEFAULTS)
+    if getattr(args, "config", None):
+        spec.update(_spec_from_file(read_config_file(args.config), str(args.config)))
+    for key, dest in (("method", "method"), ("dataset", "dataset"), ("data_root", "data_root"),
+                      ("protocol", "protocol"), ("split", "split"), ("bits", "bits"),
+                      ("split_seed", "split_seed"), ("device", "device"), ("eval_every", "eval_every"),
+                      ("select", "select"), ("patience", "patience")):
+        val = getattr(args, dest, None)
+        if val is not None:
+            spec[key] = val
+    seed, seeds = getattr(args, "seed", None), getattr(args, "seeds", None)
+    if seed is not None and seeds is not None:
+        raise ValueError("--seed/--seeds: expected one of them, got both")
+    if seed is not None:
+        spec["seeds"] = [seed]
+    elif seeds is not None:
+        spec["seeds"] = list(seeds)
+    cfg = dict(spec["config"])
+    cfg.update({k: _parse_set_value(v) for k, v in _parse_kv(getattr(args, "set", None), "--set").items()})
+    for key, val in (("epochs", getattr(args, "epochs", None)), ("batch_size", getattr(args, "batch_size", None)),
+                     ("lr", getattr(args, "lr", None))):
+        if val is not None:
+            cfg[key] = val
+    spec["config"] = cfg
+    opts = dict(spec["data_options"])
+    opts.update({k: _auto_type(v) for k, v in _parse_kv(getattr(args, "data_option", None),
+                                                         "--data-option").items()})
+    spec["data_options"] = opts
+    # Modules are imported only when named on the command line: a config file that names
+    # plugins (config.json records them) only feeds the hint when the method is missing.
+    spec["file_plugins"] = list(spec.get("plugins", []))
+    spec["plugins"] = list(dict.fromkeys(getattr(args, "plugin", None) or []))
+    if not spec["method"]:
+        raise ValueError("--method: expected a method name (hashkit list-methods), got none"
+                         + (f" (nor in {args.config})" if getattr(args, "config", None) else ""))
+    from ._validate import check_choice, check_int
+
+    for key in ("bits", "seeds"):
+        vals = spec[key]
+        if not vals:
+            raise ValueError(f"--{key}: expected at least one value")
+        for v in vals:
+            check_int(v, f"--{key}", min_value=1 if key == "bits" else 0,
+                      what="a positive code length" if key == "bits" else "a non-negative seed")
+        if len(set(vals)) != len(vals):
+            raise ValueError(f"--{key}: expected distinct values, got {vals}")
+    check_choice(spec["select"], SELECT_CHOICES, "--select")
+    return spec
 
 
 # --------------------------------------------------------------------------- CLI
@@ -673,40 +1034,95 @@ def _parse_kv(items: Sequence[str] | None, what: str) -> dict:
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hashkit train``."""
-    parser.add_argument("--method", required=True, choices=list_methods(), help="method to train")
-    parser.add_argument("--dataset", default="mfeat", help="dataset name (default: mfeat, shipped)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="rerun a config: a run's config.json, or YAML/TOML with the same keys; "
+                             "options given here override it")
+    parser.add_argument("--method", default=None,
+                        help=f"method to train ({', '.join(list_methods())}, or a plugin's)")
+    parser.add_argument("--plugin", action="append", metavar="MODULE",
+                        help="import MODULE first (a method registered outside hashkit; repeatable)")
+    parser.add_argument("--dataset", default=None, help="dataset name (default: mfeat, shipped)")
     parser.add_argument("--data-root", default=None, help="folder holding the dataset files")
     parser.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                         help="dataset option passed to hashkit.data.load (repeatable), e.g. n=20000")
-    parser.add_argument("--bits", type=int, nargs="+", default=[32], help="code lengths (one sub-run each)")
-    parser.add_argument("--out", default=None, help="run directory (default: runs/METHOD-DATASET)")
+    parser.add_argument("--protocol", default=None,
+                        help="split protocol of the dataset (hashkit datasets lists them; default its standard one)")
+    parser.add_argument("--split", default=None, metavar="MANIFEST",
+                        help="reuse a saved split exactly (a run's split.json, or a manifest .json/.npz)")
+    parser.add_argument("--bits", action=IntList, default=None, help="code lengths: 16 32 64 or 16,32,64 (default 32)")
+    parser.add_argument("--out", default=None,
+                        help="output folder; each run goes to OUT/{bits}bits-seed{seed} "
+                             "(default OUT: runs/METHOD-DATASET)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run(s) in --out")
+    parser.add_argument("--overwrite", action="store_true", help="delete the run(s) already in --out first")
     parser.add_argument("--epochs", type=int, default=None, help="override the method's epochs")
     parser.add_argument("--batch-size", type=int, default=None, help="override the method's batch size")
     parser.add_argument("--lr", type=float, default=None, help="override the method's learning rate")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override any method option (repeatable; see hashkit list-methods -v)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    parser.add_argument("--split-seed", type=int, default=0, help="dataset split seed (default 0)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+                        help="override any method option (repeatable; lists as 1024,512 or [1024, 512]; "
+                             "see hashkit list-methods -v)")
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    parser.add_argument("--seeds", action=IntList, default=None,
+                        help="several training seeds (0 1 2 or 0,1,2), one run folder each (OUT/{bits}bits-seed{seed})")
+    parser.add_argument("--split-seed", type=int, default=None, help="dataset split seed (default 0)")
+    parser.add_argument("--device", default=None, help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: 1 for small training sets such as mfeat, "
                              "where threads cost more than they gain; otherwise torch's choice)")
     parser.add_argument("--eval-every", type=int, default=None,
-                        help="validate every N epochs on the validation split (0 = never)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+                        help="validate every N epochs on the validation split (0 = never; default: every "
+                             "epoch with --select best-val, else about 5 times)")
+    parser.add_argument("--select", default=None, choices=SELECT_CHOICES,
+                        help="the epoch whose model is kept: last (default) or best-val (best validation "
+                             "MAP; never the test queries)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="stop after N validations without a better validation MAP (default: never)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: one plain line per epoch (also when not on a terminal)")
+    parser.add_argument("--no-tensorboard", action="store_true",
+                        help="do not write RUN/tensorboard (written when tensorboard is installed)")
 
 
 def _print_table(rows: Sequence[Mapping], file=None) -> None:
     file = file or sys.stdout
-    print(f"{'method':<12} {'dataset':<10} {'bits':>5} {'I->T MAP':>9} {'T->I MAP':>9}", file=file)
+    print(f"{'method':<12} {'dataset':<10} {'bits':>5} {'seed':>5} {'epoch':>6} {'I->T MAP':>9} {'T->I MAP':>9}",
+          file=file)
     for r in rows:
-        print(f"{r['method']:<12} {r['dataset']:<10} {r['nbits']:>5} {r['map_i2t']:>9.4f} {r['map_t2i']:>9.4f}",
-              file=file)
+        print(f"{r['method']:<12} {r['dataset']:<10} {r['nbits']:>5} {r['seed']:>5} "
+              f"{str(r.get('selected_epoch', '')):>6} {r['map_i2t']:>9.4f} {r['map_t2i']:>9.4f}", file=file)
+
+
+def run_folder(out: str | os.PathLike, nbits: int, seed: int) -> Path:
+    """The run folder of one code length and seed under ``out``: ``OUT/{nbits}bits-seed{seed}``."""
+    return Path(out) / f"{nbits}bits-seed{seed}"
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """``hashkit train``: one sub-run per code length, then the test MAP table. Returns 0."""
+    """``hashkit train``: one run per code length and seed, then the test MAP table. Returns 0."""
+    try:
+        return _run_train(args)
+    except OSError as exc:
+        if exc.errno is None:  # raised by hashkit with its own message (FileNotFoundError)
+            raise
+        # A full disk, a read-only folder, a path under a file: one line, not a traceback.
+        raise RuntimeError(_os_error_line(exc)) from exc
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``[Errno 28] No space left on device: 'x'`` -> ``cannot write x: No space left on device``."""
+    name = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    return f"cannot write {name}: {reason}" if name else f"file system error: {reason}"
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    spec = build_spec(args)
+    if getattr(args, "resume", False) and getattr(args, "overwrite", False):
+        raise ValueError("--resume/--overwrite: expected one of them, got both")
+    from .methods._plugins import load_plugins
+
+    load_plugins(spec["plugins"])
+    method_cls = _method_or_hint(spec["method"], spec["file_plugins"])
     threads = getattr(args, "threads", None)
     if threads is not None:
         import torch
@@ -714,34 +1130,50 @@ def run_train(args: argparse.Namespace) -> int:
         from ._validate import check_positive_int
 
         torch.set_num_threads(check_positive_int(threads, "--threads"))
-    overrides = _parse_kv(args.set, "--set")
-    for key, val in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)):
-        if val is not None:
-            overrides[key] = val
-    out = Path(args.out or f"runs/{args.method}-{args.dataset}")
-    data_options = _parse_kv(getattr(args, "data_option", None), "--data-option")
-    data_options = {k: _auto_type(v) for k, v in data_options.items()}
+    device = resolve_device(spec["device"], "--device")
+    out = Path(args.out or f"runs/{spec['method']}-{spec['dataset']}")
+    _check_out_folder(out)
+    # Check the hyper-parameters before the data is read (a big dataset takes a while).
+    _check_config_values(method_cls.resolve_config(spec["config"], dataset=spec["dataset"]),
+                         method_cls.default_config(spec["dataset"]))
     from . import data as _data
 
-    ds = _data.load(args.dataset, root=args.data_root, seed=args.split_seed, **data_options)
-    if threads is None and args.device == "cpu" and _small_problem(ds):
+    ds = _data.load(spec["dataset"], root=spec["data_root"], seed=spec["split_seed"], protocol=spec["protocol"],
+                    manifest=spec["split"], **spec["data_options"])
+    if threads is None and device == "cpu" and _small_problem(ds):
         import torch
 
         # Batches of 128 x a few hundred features are too small to split across threads; on a
         # busy 2-core machine two spinning threads made mfeat's DCMH 10x slower (238 s vs 23 s).
         torch.set_num_threads(1)
     rows = []
-    for nbits in args.bits:
-        t = Trainer(args.method, ds, nbits, out / f"{nbits}bits", config=overrides, device=args.device,
-                    seed=args.seed, split_seed=args.split_seed, data_options=data_options,
-                    eval_every=args.eval_every, progress=not args.no_progress, resume=args.resume)
-        res = t.fit()
-        rows.append(res)
-        print(f"{args.method} {nbits} bits: I->T {res['map_i2t']:.4f}  T->I {res['map_t2i']:.4f}  "
-              f"-> {out / f'{nbits}bits'}", flush=True)
+    for seed in spec["seeds"]:
+        for nbits in spec["bits"]:
+            folder = run_folder(out, nbits, seed)
+            t = Trainer(spec["method"], ds, nbits, folder, config=spec["config"], device=device,
+                        seed=seed, split_seed=spec["split_seed"], data_root=spec["data_root"],
+                        data_options=spec["data_options"], protocol=spec["protocol"], split=spec["split"],
+                        eval_every=spec["eval_every"], select=spec["select"], patience=spec["patience"],
+                        progress=not args.no_progress, resume=args.resume,
+                        overwrite=getattr(args, "overwrite", False),
+                        tensorboard=False if getattr(args, "no_tensorboard", False) else None)
+            res = t.fit()
+            rows.append(res)
+            print(f"{spec['method']} {nbits} bits seed {seed}: I->T {res['map_i2t']:.4f}  T->I {res['map_t2i']:.4f}"
+                  f"  (epoch {res.get('selected_epoch')}, {res.get('select')})  -> {folder}", flush=True)
     print()
     _print_table(rows)
     return 0
+
+
+def _method_or_hint(name: str, recorded: Sequence[str] = ()) -> type:
+    try:
+        return get_method(name)
+    except ValueError as exc:
+        hint = (f"pass --plugin {' --plugin '.join(recorded)} (the run recorded these plugins)" if recorded
+                else "a method from outside hashkit needs --plugin MODULE, or an installed package "
+                     "declaring it under the 'hashkit.methods' entry point")
+        raise ValueError(f"{exc}; {hint}") from None
 
 
 def _small_problem(ds) -> bool:
@@ -753,81 +1185,24 @@ def _small_problem(ds) -> bool:
         return False
 
 
+_TRUE, _FALSE, _NONE = ("true", "yes", "on"), ("false", "no", "off"), ("none", "null")
+
+
 def _auto_type(v: str):
+    """``--data-option`` text -> bool / None / int / float / text.
+
+    ``raw_images=false`` used to arrive as the non-empty string "false", which is true.
+    """
+    low = v.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    if low in _NONE:
+        return None
     for cast in (int, float):
         try:
             return cast(v)
         except ValueError:
             pass
     return v
-
-
-def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``hashkit encode``."""
-    parser.add_argument("--run", required=True, help="a run directory written by hashkit train")
-    parser.add_argument("--images", default=None, help="image features (.npy/.npz/.mat)")
-    parser.add_argument("--texts", default=None, help="text features (.npy/.npz/.mat)")
-    parser.add_argument("--images-key", default=None, help="array name inside an .npz/.mat image file")
-    parser.add_argument("--texts-key", default=None, help="array name inside an .npz/.mat text file")
-    parser.add_argument("--labels", default=None,
-                        help="multi-hot labels of the encoded items (.npy/.npz/.mat), stored for hashkit eval")
-    parser.add_argument("--labels-key", default=None, help="array name inside an .npz/.mat label file")
-    parser.add_argument("--out", default=None, help="codes file to write (default: RUN/encoded.npz)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--batch-size", type=int, default=1024)
-
-
-def run_encode(args: argparse.Namespace) -> int:
-    """``hashkit encode``: features in, a codes ``.npz`` out (images as query_image, texts as query_text)."""
-    if args.images is None and args.texts is None:
-        raise ValueError("encode: expected --images and/or --texts, got neither")
-    method, cfg = load_method(args.run, device=args.device)
-    imgs = read_features(args.images, args.images_key, "--images") if args.images else None
-    txts = read_features(args.texts, args.texts_key, "--texts") if args.texts else None
-    codes = encode(method, images=imgs, texts=txts, batch_size=args.batch_size)
-    out = Path(args.out) if args.out else _resolve_run(args.run) / "encoded.npz"
-    from .codes import save_code_file
-
-    counts = {k: len(v) for k, v in codes.items()}
-    if len(set(counts.values())) > 1:
-        raise ValueError(f"encode: --images and --texts must describe the same items, got "
-                         f"{counts['images']} images and {counts['texts']} texts")
-    # Without --labels the file holds codes only: searchable, and hashkit eval says why it
-    # cannot evaluate it.
-    labels = None
-    if args.labels:
-        labels = read_features(args.labels, args.labels_key, "--labels").astype(np.uint8)
-    kwargs = {"query_image": codes.get("images"), "query_text": codes.get("texts")}
-    save_code_file(out, query_labels=labels, db_labels=labels,
-                   meta={"method": cfg["method"], "nbits": cfg["nbits"], "run": str(args.run),
-                         "images": args.images, "texts": args.texts, "labels": args.labels}, **kwargs)
-    parts = ", ".join(f"{len(v)} {k}" for k, v in codes.items())
-    print(f"encoded {parts} with {cfg['method']} ({cfg['nbits']} bits) -> {out}")
-    return 0
-
-
-def add_list_methods_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``hashkit list-methods``."""
-    parser.add_argument("-v", "--verbose", action="store_true", help="also print each method's defaults")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def run_list_methods(args: argparse.Namespace) -> int:
-    """``hashkit list-methods``: the registry, one line per method (defaults with -v)."""
-    rows = []
-    for name in list_methods():
-        cls = get_method(name)
-        rows.append({"name": name, "supervised": cls.supervised, "torch": cls.uses_torch,
-                     "description": cls.describe(), "defaults": cls.default_config(),
-                     "dataset_defaults": cls.dataset_defaults})
-    if getattr(args, "json", False):
-        print(json.dumps(rows, indent=2, default=_json_default))
-        return 0
-    for r in rows:
-        kind = "supervised" if r["supervised"] else "unsupervised"
-        print(f"{r['name']:<12} {kind:<12} {r['description']}")
-        if getattr(args, "verbose", False):
-            print(f"{'':<12} defaults: {json.dumps(r['defaults'], sort_keys=True)}")
-            for ds_name, over in sorted(r["dataset_defaults"].items()):
-                print(f"{'':<12} on {ds_name}: {json.dumps(over, sort_keys=True)}")
-    return 0

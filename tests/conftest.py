@@ -1,6 +1,6 @@
 """Shared fixtures: one ``backend`` fixture over every kernel backend that can run here.
 
-``backend`` is parametrised over the names ``hashkit._backend.available()`` reports as usable
+``backend`` is parametrised over the names ``hashkit.kernels.available()`` reports as usable
 ("cpp", "numba", and "cuda" only where a GPU backend loaded; the "cuda" case carries the ``gpu``
 marker). It yields a :class:`Kernels` adapter: the kernel contract of docs/INTERNALS.md called
 with NumPy arrays and returning NumPy arrays on every backend, so one test body checks every
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from hashkit import _backend
+from hashkit.kernels import _select as _backend
 
 KERNELS = ("hamming", "topk", "radius", "hist_stats", "rank_stats")
 

@@ -54,7 +54,7 @@ CASES = [
     ("topk-out-shared", hashkit.topk, (Q16, D16, 2),
      {"out": (_SHARED.view(np.int32).reshape(-1)[:8].reshape(4, 2), _SHARED)}, ValueError,
      r"must not share memory"),
-    ("radius-neg", hashkit.radius_search, (Q16, D16, -1), {}, ValueError, r"r: expected a non-negative integer radius .* got -1"),  # noqa: E501
+    ("radius-neg", hashkit.radius_search, (Q16, D16, -1), {}, ValueError, r"r: expected a non-negative integer radius, got -1$"),  # noqa: E501
     ("radius-float", hashkit.radius_search, (Q16, D16, 1.5), {}, TypeError, r"r: expected a non-negative integer"),
     ("index-nbits", hashkit.HammingIndex, (0,), {}, ValueError, r"nbits: expected a positive integer"),
     ("map-nbits", MAP, (Q16, D8, QL, DL), {}, ValueError, r"same length, got 16 and 8 bits"),
@@ -64,6 +64,9 @@ CASES = [
     ("map-k0", MAP, (Q16, D16, QL, DL), {"k": 0}, ValueError, r"k: expected"),
     ("map-kbig", MAP, (Q16, D16, QL, DL), {"k": 100}, ValueError, r"k: expected"),
     ("map-ties", MAP, (Q16, D16, QL, DL), {"ties": "random"}, ValueError, r"ties: expected one of"),
+    # an array's repr spans lines; the message must stay one line (found by test_fuzz_api.py)
+    ("map-ties-array", MAP, (Q16, D16, QL, DL), {"ties": np.ones((3, 3))}, ValueError,
+     r"^ties: expected one of .*, got numpy array of dtype float64 and shape \(3, 3\)$"),
     ("map-nan", MAP, (NAN, D16, QL, DL), {}, ValueError, r"NaN"),
     ("map-label-nan", MAP, (Q16, D16, np.where(QL, np.nan, 0.0), DL), {}, ValueError, r"qL: labels contain NaN"),
     ("map-labels-3d", MAP, (Q16, D16, QL[None], DL), {}, ValueError, r"qL: expected multi-hot labels"),
@@ -84,3 +87,129 @@ def test_caller_labels_not_modified():
     hashkit.metrics.mean_average_precision(Q16, D16, ql, dl)
     np.testing.assert_array_equal(ql, before[0])
     np.testing.assert_array_equal(dl, before[1])
+
+
+# Careless use: several Python threads calling the Numba backend at once. Under Numba's
+# workqueue threading layer (its fallback where neither TBB nor OpenMP loads, e.g. macOS without
+# libomp) concurrent parallel launches abort the whole process (SIGABRT), so it runs in a child.
+_WORKQUEUE_SCRIPT = """
+import threading, numpy as np, hashkit
+from hashkit.kernels import _numba
+_numba._MIN_WORK_PER_THREAD = 1  # several Numba threads even on these small inputs
+rng = np.random.default_rng(0)
+q = rng.choice([-1, 1], size=(64, 64)); db = rng.choice([-1, 1], size=(3000, 64))
+L = (rng.random((64, 5)) < 0.3).astype(np.uint8); DL = (rng.random((3000, 5)) < 0.3).astype(np.uint8)
+want = [hashkit.topk(q, db, 10, backend="numba"), hashkit.radius_search(q, db, 28, backend="numba").idx,
+        hashkit.metrics.mean_average_precision(q, db, L, DL, backend="numba")]
+assert _numba.threading_layer() == "workqueue", _numba.threading_layer()
+wrong = []
+def work():
+    for _ in range(15):
+        got = [hashkit.topk(q, db, 10, backend="numba"), hashkit.radius_search(q, db, 28, backend="numba").idx,
+               hashkit.metrics.mean_average_precision(q, db, L, DL, backend="numba")]
+        if not (all(np.array_equal(a, b) for a, b in zip(got[0], want[0]))
+                and np.array_equal(got[1], want[1]) and got[2] == want[2]):
+            wrong.append(1)
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("wrong", len(wrong))
+"""
+
+
+def test_numba_backend_from_threads_under_workqueue_layer(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="4")
+    res = subprocess.run([sys.executable, "-c", _WORKQUEUE_SCRIPT], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"rc={res.returncode}\n{res.stderr[-2000:]}"
+    assert res.stdout.strip() == "wrong 0", res.stdout
+
+
+# One rule for a radius on every backend and in the public layer (issue 14, item 10): any
+# non-negative integer of any size (anything with __index__ but a bool); r >= nbits selects
+# every item (so r is clamped to nbits); a negative r is a ValueError and a non-integer a
+# TypeError, with the same message everywhere.
+_HUGE_R = [2**63 - 1, 2**63, 2**64 - 1, 2**64, 10**40, np.uint64(2**64 - 1), np.int64(2**63 - 1),
+           np.array(2**62)]
+_NEG_R = [-1, -(2**63), -(2**63) - 1, -(10**40), np.int64(-5)]
+_NOT_R = [1.5, True, np.True_, "3", None, np.float64(2.0)]
+_RQ = np.array([[0b1011], [0]], np.uint64)
+_RDB = np.array([[0], [1], [0b111], [0b1111], [2**12 - 1]], np.uint64)
+
+
+@pytest.mark.parametrize("r", _HUGE_R, ids=repr)
+def test_huge_radius_selects_everything_on_every_backend(backend, r):
+    want = backend.radius(_RQ, _RDB, 12, 12)
+    got = backend.radius(_RQ, _RDB, 12, r)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    assert want[0][-1] == 2 * len(_RDB)
+
+
+@pytest.mark.parametrize("r", _HUGE_R, ids=repr)
+def test_huge_radius_in_the_public_api(r):
+    q, db = Q16, D16
+    for be in [n for n, ok in hashkit.kernels.available().items() if ok and n != "cuda"]:
+        want = hashkit.radius_search(q, db, 16, backend=be)
+        got = hashkit.radius_search(q, db, r, backend=be)
+        assert np.array_equal(got.lims, want.lims) and np.array_equal(got.idx, want.idx)
+        index = hashkit.HammingIndex(16, backend=be)
+        index.add(db)
+        assert np.array_equal(index.range_search(q, r).idx, want.idx)
+        assert hashkit.metrics.precision_within_radius(q, db, QL, DL, r=r, backend=be) == \
+            hashkit.metrics.precision_within_radius(q, db, QL, DL, r=16, backend=be)
+    assert want.lims[-1] == len(q) * len(db)
+
+
+@pytest.mark.parametrize("r", _NEG_R, ids=repr)
+def test_negative_radius_one_message_everywhere(backend, r):
+    msg = f"r: expected a non-negative integer radius, got {int(r)}"
+    with pytest.raises(ValueError) as e:
+        backend.radius(_RQ, _RDB, 12, r)
+    assert str(e.value) == msg
+    with pytest.raises(ValueError) as e:
+        hashkit.radius_search(Q16, D16, r, backend=backend.name)
+    assert str(e.value) == msg
+
+
+@pytest.mark.parametrize("r", _NOT_R, ids=repr)
+def test_non_integer_radius_is_a_type_error_everywhere(backend, r):
+    for fn in (lambda: backend.radius(_RQ, _RDB, 12, r),
+               lambda: hashkit.radius_search(Q16, D16, r, backend=backend.name)):
+        with pytest.raises(TypeError, match=r"^r: expected a non-negative integer radius, got "):
+            fn()
+
+
+@pytest.mark.parametrize("ks", [1e300, 9.223372036854776e18, [2.0, 1e20], np.array([3, 2**64 - 1], np.uint64)],
+                         ids=repr)
+def test_huge_cut_offs_are_a_clean_error(ks):
+    # found by tests/test_fuzz_api.py: a float cut-off beyond int64 was cast before the range
+    # check (RuntimeWarning "invalid value encountered in cast", an error in this suite)
+    with pytest.raises(ValueError, match=r"^ks: expected cut-offs between 1 and the database size 9"):
+        hashkit.metrics.precision_at_k(Q16, D16, QL, DL, ks)
+
+
+def test_bfloat16_labels_are_read_exactly_and_float8_is_a_clean_error():
+    # found by tests/test_fuzz_api.py: NumPy has no bfloat16, so tensor.numpy() raised torch's
+    # "Got unsupported ScalarType BFloat16" (no argument name); bfloat16 holds 0/1 exactly
+    torch = pytest.importorskip("torch")
+    want = hashkit.metrics.mean_average_precision(Q16, D16, QL, DL)
+    got = hashkit.metrics.mean_average_precision(Q16, D16, torch.tensor(QL, dtype=torch.bfloat16),
+                                                 torch.tensor(DL, dtype=torch.float16))
+    assert got == want
+    with pytest.raises(TypeError, match=r"^qL: expected a PyTorch tensor of a NumPy-compatible dtype, got "
+                                        r"torch array of dtype torch.float8_e4m3fn"):
+        hashkit.metrics.mean_average_precision(Q16, D16, torch.tensor(QL).to(torch.float8_e4m3fn), DL)
+
+
+class _BadArray:
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError("no")
+
+
+def test_an_object_whose_array_conversion_fails_is_named():
+    with pytest.raises(TypeError, match=r"^qL: expected an array, got _BadArray \(no\)$"):
+        hashkit.metrics.mean_average_precision(Q16, D16, _BadArray(), DL)

@@ -136,9 +136,13 @@ def test_label_rows_and_widths(fname):
         ("topk", dict(k=-1), ValueError, r"^k: "),
         ("topk", dict(k=2.0), TypeError, r"^k: expected an integer, got float"),
         ("topk", dict(k=True), TypeError, r"^k: expected an integer, got bool"),
-        ("topk", dict(k=2**70), ValueError, r"^k: integer out of range"),
-        ("radius", dict(r=-1), ValueError, r"^r: expected an integer in \[0, "),
-        ("radius", dict(r="2"), TypeError, r"^r: expected an integer, got str"),
+        ("topk", dict(k=2**70), ValueError, r"^k: expected an integer in \[1, 10\], got 1180591620717411303424$"),
+        ("topk", dict(k=-(2**70)), ValueError, r"^k: expected an integer in \[1, 10\], got -1180591620717411303424$"),
+        ("radius", dict(r=-1), ValueError, r"^r: expected a non-negative integer radius, got -1$"),
+        ("radius", dict(r=-(2**70)), ValueError,
+         r"^r: expected a non-negative integer radius, got -1180591620717411303424$"),
+        ("radius", dict(r="2"), TypeError, r"^r: expected a non-negative integer radius, got str$"),
+        ("radius", dict(r=np.array(2.0)), TypeError, r"^r: expected a non-negative integer radius, got ndarray$"),
         ("topk", dict(nbits=0), ValueError, r"^nbits: expected an integer in \[1, 64\], got 0"),
         ("hist_stats", dict(nbits=65), ValueError, r"^nbits: expected an integer in \[1, 64\]"),
         ("radius", dict(nbits=None), TypeError, r"^nbits: expected an integer, got NoneType"),
@@ -289,6 +293,88 @@ def test_every_simd_path_gives_identical_results(tmp_path):
         for w in (1, 2, 3, 4, 9):
             for a, b in zip(ref[w], results[path][w]):
                 assert a.dtype == b.dtype and np.array_equal(a, b), (path, w)
+
+
+FILTER_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np
+    from hashkit import _core as core
+    data = np.load(sys.argv[1])
+    out = {"path": np.array(core.simd_path())}
+    for w in (1, 2, 3, 4):
+        q, db, nb = data[f"q{w}"], data[f"db{w}"], int(data[f"nb{w}"])
+        for r in data["radii"]:
+            for k, a in enumerate(core.radius(q, db, nb, int(r), 1)):
+                out[f"r{w}_{r}_{k}"] = a
+        for kk in data["ks"]:
+            for k, a in enumerate(core.topk(q, db, nb, int(kk), 1)):
+                out[f"t{w}_{kk}_{k}"] = a
+    np.savez(sys.argv[2], **out)
+""")
+
+
+def _near_codes(rng, q_bits, n, nbits):
+    """Codes around the queries, so that every branch of the selection kernels has hits.
+
+    A mixture of far random codes; codes a few flips away from a query (every distance from 0 to
+    26, ties included, at random positions: in the vector and the scalar lanes of a block of
+    sixteen, and in the tail); and codes whose first or second 64-bit word is near the query's
+    word but the other far (the two-word pre-test passes on one word, the full distance fails).
+    """
+    bits = rng.integers(0, 2, (n, nbits)).astype(np.uint8)
+    rows = rng.permutation(n)
+    near, half = rows[: n // 6], rows[n // 6: n // 3]
+    for i in near:
+        qb = q_bits[rng.integers(0, len(q_bits))]
+        flip = rng.choice(nbits, rng.integers(0, 27), replace=False)
+        bits[i] = qb
+        bits[i, flip] ^= 1
+    for i in half:
+        qb = q_bits[rng.integers(0, len(q_bits))]
+        lo, hi = (0, min(64, nbits)) if rng.random() < 0.5 else (64, min(128, nbits))
+        if lo >= nbits:
+            lo, hi = 0, min(64, nbits)
+        bits[i, lo:hi] = qb[lo:hi]
+        flip = rng.choice(np.arange(lo, hi), min(hi - lo, rng.integers(0, 12)), replace=False)
+        bits[i, flip] ^= 1
+    return bits
+
+
+def test_selection_kernels_on_every_simd_path(tmp_path):
+    """topk and radius (distance and selection in one primitive per path) against the oracle.
+
+    Limits on both sides of the two-word pre-test's cut (20 / 21), top-k thresholds that fall
+    while a tile is walked, N not a multiple of the 16-code blocks. Each SIMD path in its own
+    process, each compared with the oracle (not only with the other paths).
+    """
+    from oracle import pack_bits as oracle_pack
+    rng = np.random.default_rng(17)
+    data, bits = {}, {}
+    for w, nb in ((1, 64), (2, 128), (3, 150), (4, 256)):
+        qb = rng.integers(0, 2, (6, nb)).astype(np.uint8)
+        dbb = _near_codes(rng, qb, 5_003 if w > 2 else 9_011, nb)
+        data.update({f"q{w}": oracle_pack(qb), f"db{w}": oracle_pack(dbb), f"nb{w}": nb})
+        bits[w] = (qb, dbb, nb)
+    radii = np.array([0, 1, 2, 5, 13, 19, 20, 21, 22, 30, 70])
+    ks = np.array([1, 7, 100, 333])
+    np.savez(tmp_path / "in.npz", radii=radii, ks=ks, **data)
+    want = {}
+    for w, (qb, dbb, _nb) in bits.items():
+        for r in radii:
+            want[f"r{w}_{r}"] = radius_ref(qb, dbb, int(r))
+        for kk in ks:
+            want[f"t{w}_{kk}"] = topk_ref(qb, dbb, int(kk))
+    best = core.simd_path()
+    order = ["scalar", "popcnt", "avx2", "avx512-vpopcntdq"]
+    for path in order[: order.index(best) + 1]:
+        f = tmp_path / f"{path}.npz"
+        env = dict(os.environ, HASHKIT_SIMD=path)
+        subprocess.run([sys.executable, "-c", FILTER_SCRIPT, str(tmp_path / "in.npz"), str(f)],
+                       check=True, env=env, cwd=tmp_path)
+        got = np.load(f)
+        assert str(got["path"]) == path
+        for key, ref in want.items():
+            for k, a in enumerate(ref):
+                assert np.array_equal(got[f"{key}_{k}"], a), (path, key, k)
 
 
 def test_radius_with_many_queries_and_a_wide_radius():

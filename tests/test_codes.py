@@ -8,7 +8,8 @@ import pytest
 import scipy.io
 
 import hashkit
-from hashkit.codes import Codes, load_code_file, save_code_file
+from hashkit.codefile import load_code_file, save_code_file
+from hashkit.codes import Codes
 
 NBITS = [1, 7, 63, 64, 65, 130]
 
@@ -196,3 +197,109 @@ def test_code_file_without_labels(tmp_path):
     np.savez(tmp_path / "f.npz", **raw)
     with pytest.raises(ValueError, match="missing key 'db_labels'"):
         load_code_file(tmp_path / "f.npz")
+
+
+# ------------------------------------------------------------------ packed bytes and words
+
+def independent_packer(bits01, width, bitorder):
+    """Pack (n, nbits) {0,1} into unsigned integers of `width` bits, bit by bit (no NumPy packing):
+    bit j goes to element j // width, at position j % width from the LSB ("little") or MSB ("big")."""
+    n, nbits = bits01.shape
+    m = -(-nbits // width)
+    out = [[0] * m for _ in range(n)]
+    for i in range(n):
+        for j in range(nbits):
+            if bits01[i, j]:
+                pos = j % width if bitorder == "little" else width - 1 - j % width
+                out[i][j // width] |= 1 << pos
+    return np.array(out, dtype=f"uint{width}")
+
+
+@pytest.mark.parametrize("width", [8, 16, 32, 64])
+@pytest.mark.parametrize("bitorder", ["little", "big"])
+@pytest.mark.parametrize("nbits", [8, 13, 64, 100])
+def test_from_bytes_matches_an_independent_packer(width, bitorder, nbits):
+    rng = np.random.default_rng(nbits + width)
+    bits = (rng.random((7, nbits)) < 0.5).astype(np.uint8)
+    data = independent_packer(bits, width, bitorder)
+    expected = slow_pack(bits.astype(bool))
+    c = Codes.from_bytes(data, nbits, bitorder=bitorder)
+    assert c.nbits == nbits
+    np.testing.assert_array_equal(c.words, expected)
+    signed = data.view(f"int{width}")                       # torch keeps words as int64
+    np.testing.assert_array_equal(Codes.from_bytes(signed, nbits, bitorder).words, expected)
+    swapped = data.astype(data.dtype.newbyteorder(">"))     # the same values, stored big-endian
+    np.testing.assert_array_equal(Codes.from_bytes(swapped, nbits, bitorder).words, expected)
+    if width == 8:
+        np.testing.assert_array_equal(c.to_bytes(bitorder), data)
+        np.testing.assert_array_equal(
+            Codes.from_bytes(np.packbits(bits, axis=1, bitorder=bitorder), nbits, bitorder).words, expected)
+
+
+def test_from_bytes_faiss_layout_and_errors():
+    rng = np.random.default_rng(11)
+    c = hashkit.pack(rng.choice([-1, 1], size=(5, 24)))
+    assert Codes.from_bytes(c.as_uint8()[:, :3], 24) == c          # FAISS: uint8, LSB first
+    bits = np.ones((2, 12), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"bits beyond bit 12 are set.*bitorder='big'"):
+        Codes.from_bytes(np.packbits(bits, axis=1), 12, bitorder="little")
+    with pytest.raises(ValueError, match="need 2 per code, got 3"):
+        Codes.from_bytes(np.zeros((2, 3), np.uint8), 12)
+    with pytest.raises(TypeError, match="integer array"):
+        Codes.from_bytes(np.zeros((2, 2)), 12)
+    with pytest.raises(ValueError, match="bitorder"):
+        Codes.from_bytes(np.zeros((2, 2), np.uint8), 12, bitorder="msb")
+    with pytest.raises(ValueError, match="2-D"):
+        Codes.from_bytes(np.zeros(4, np.uint8), 12)
+
+
+@pytest.mark.parametrize("form", ["packbits-big", "packbits-little", "int64-words", "uint32-words"])
+def test_pack_refuses_packed_integers_naming_from_bytes(form):
+    rng = np.random.default_rng(12)
+    bits = (rng.random((6, 64)) < 0.5).astype(np.uint8)
+    data = {"packbits-big": np.packbits(bits, axis=1),
+            "packbits-little": np.packbits(bits, axis=1, bitorder="little"),
+            "int64-words": slow_pack(bits.astype(bool)).view(np.int64),
+            "uint32-words": slow_pack(bits.astype(bool)).view(np.uint32)}[form]
+    with pytest.raises(ValueError, match=r"db: integer codes must hold one value per bit.*Codes\.from_bytes"):
+        hashkit.topk(bits, data, 3)
+    with pytest.raises(ValueError, match=r"x: integer codes.*from_bytes"):
+        hashkit.pack(data)
+    # uint8 0/1 bits, int8 ±1 and int64 {-1, 0, 1} are one value per bit and stay accepted
+    for ok in (bits, (2 * bits.astype(np.int8) - 1), (2 * bits.astype(np.int64) - 1)):
+        np.testing.assert_array_equal(hashkit.pack(ok).words, slow_pack(bits.astype(bool)))
+
+
+def test_pack_refuses_packed_integers_from_torch():
+    torch = pytest.importorskip("torch")
+    from hashkit.codes import _pack_torch
+
+    words = torch.tensor([[5, 0], [3, 255]])
+    with pytest.raises(ValueError, match="from_bytes"):
+        hashkit.pack(words)
+    with pytest.raises(ValueError, match="from_bytes"):
+        _pack_torch(words, "x")                      # the CUDA path, run on the CPU
+
+
+def test_numpy_asarray_of_codes_is_a_clear_error():
+    c = hashkit.pack(np.ones((3, 70)))
+    with pytest.raises(TypeError, match=r"ambiguous.*codes\.words.*codes\.unpack\(\)"):
+        np.asarray(c)
+    with pytest.raises(TypeError, match="ambiguous"):
+        np.array(c)
+
+
+def test_bfloat16_codes_and_labels():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(13)
+    pm = rng.choice([-1.0, 1.0], size=(6, 20)).astype(np.float32)
+    lab = (rng.random((6, 3)) < 0.5).astype(np.float32)
+    c = hashkit.pack(torch.tensor(pm).to(torch.bfloat16))
+    np.testing.assert_array_equal(c.words, slow_pack(pm > 0))
+    from hashkit.codes import as_labels
+
+    packed, nl = as_labels(torch.tensor(lab).to(torch.bfloat16), "qL")
+    assert nl == 3 and np.array_equal(packed, as_labels(lab, "qL")[0])
+    got = hashkit.mean_average_precision(torch.tensor(pm).to(torch.bfloat16), pm,
+                                         torch.tensor(lab).to(torch.bfloat16), lab)
+    assert got == pytest.approx(hashkit.mean_average_precision(pm, pm, lab, lab), rel=1e-15)

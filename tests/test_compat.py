@@ -237,3 +237,149 @@ def test_unstable_sort_is_what_differs():
     gnd = ((qL[0] @ rL.T) > 0)[np.argsort(ham(qB, rB)[0])]       # the original, default sort
     ref = np.mean(np.arange(1, gnd.sum() + 1) / (np.flatnonzero(gnd) + 1))
     assert got == pytest.approx(ref, rel=1e-12)
+
+
+# ------------------------------------------------------------------ DCMH MATLAB as released
+# A line-by-line transcription of jiangqy/DCMH-CVPR2017 DCMH_matlab/DCMH_matlab/utils/
+# compactbit.m, hammingDist.m, calcMapTopkMapTopkPreTopkRecLabel.m and calcPreRecRadiusLabel.m,
+# MATLAB's integer arithmetic included (uint8 saturates), written without hashkit.
+
+# hammingDist.m's look-up table, copied as released
+BIT_IN_CHAR = np.array([
+    0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 1, 2, 2, 3, 2, 3,
+    3, 4, 2, 3, 3, 4, 3, 4, 4, 5, 1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3, 4,
+    3, 4, 4, 5, 2, 3, 3, 4, 3, 4, 4, 5, 3, 4, 4, 5, 4, 5, 5, 6, 1, 2,
+    2, 3, 2, 3, 3, 4, 2, 3, 3, 4, 3, 4, 4, 5, 2, 3, 3, 4, 3, 4, 4, 5,
+    3, 4, 4, 5, 4, 5, 5, 6, 2, 3, 3, 4, 3, 4, 4, 5, 3, 4, 4, 5, 4, 5,
+    5, 6, 3, 4, 4, 5, 4, 5, 5, 6, 4, 5, 5, 6, 5, 6, 6, 7, 1, 2, 2, 3,
+    2, 3, 3, 4, 2, 3, 3, 4, 3, 4, 4, 5, 2, 3, 3, 4, 3, 4, 4, 5, 3, 4,
+    4, 5, 4, 5, 5, 6, 2, 3, 3, 4, 3, 4, 4, 5, 3, 4, 4, 5, 4, 5, 5, 6,
+    3, 4, 4, 5, 4, 5, 5, 6, 4, 5, 5, 6, 5, 6, 6, 7, 2, 3, 3, 4, 3, 4,
+    4, 5, 3, 4, 4, 5, 4, 5, 5, 6, 3, 4, 4, 5, 4, 5, 5, 6, 4, 5, 5, 6,
+    5, 6, 6, 7, 3, 4, 4, 5, 4, 5, 5, 6, 4, 5, 5, 6, 5, 6, 6, 7, 4, 5,
+    5, 6, 5, 6, 6, 7, 5, 6, 6, 7, 6, 7, 7, 8], dtype=np.uint16)
+
+
+def compactbit(b):
+    """compactbit.m: cb(:,w) = bitset(cb(:,w), mod(j-1,8)+1, b(:,j)); bitset position 1 = LSB."""
+    n, nbits = b.shape
+    cb = np.zeros((n, -(-nbits // 8)), dtype=np.uint8)
+    for j in range(1, nbits + 1):
+        w = -(-j // 8)
+        pos = (j - 1) % 8 + 1
+        cb[:, w - 1] = np.where(b[:, j - 1], cb[:, w - 1] | (1 << (pos - 1)), cb[:, w - 1] & ~np.uint8(1 << (pos - 1)))
+    return cb
+
+
+def hamming_dist(B1, B2, saturate=True):
+    """hammingDist.m: Dh(j,:) += bit_in_char(y+1) with y = bitxor(...) a uint8."""
+    n1, (n2, nwords) = B1.shape[0], B2.shape
+    Dh = np.zeros((n1, n2), dtype=np.uint16)
+    for j in range(n1):
+        for n in range(nwords):
+            y = np.bitwise_xor(B1[j, n], B2[:, n])                  # uint8
+            idx = y.astype(np.int64) + 1
+            if saturate:
+                idx = np.minimum(idx, 255)                          # MATLAB uint8 arithmetic
+            Dh[j, :] = Dh[j, :] + BIT_IN_CHAR[idx - 1]              # 1-based indexing
+    return Dh
+
+
+def calc_map_topk_label(queryLabel, retrievalLabel, qB, rB, topk=None, saturate=True):
+    """calcMapTopkMapTopkPreTopkRecLabel.m."""
+    numQuery = qB.shape[0]
+    mp = 0.0
+    nt = 0 if topk is None else len(topk)
+    topkPre, topkRec, topkMap = np.zeros(nt), np.zeros(nt), np.zeros(nt)
+    for ii in range(numQuery):
+        gnd = (queryLabel[ii, :] @ retrievalLabel.T) > 0
+        tsum = gnd.sum()
+        if tsum == 0:
+            continue
+        hamm = hamming_dist(qB[ii:ii + 1, :], rB, saturate)[0]
+        index = np.argsort(hamm, kind="stable")                     # [~, index] = sort(hamm)
+        gnd = gnd[index]
+        count = np.arange(1, tsum + 1)
+        tindex = np.flatnonzero(gnd) + 1
+        mp = mp + np.mean(count / tindex)
+        for jj in range(nt):
+            tgnd = gnd[:topk[jj]]
+            if tgnd.sum() == 0:
+                continue
+            tcount = np.arange(1, tgnd.sum() + 1)
+            tindex = np.flatnonzero(tgnd) + 1
+            topkMap[jj] += np.mean(tcount / tindex)
+            topkPre[jj] += tgnd.sum() / topk[jj]
+            topkRec[jj] += tgnd.sum() / tsum
+    return {"map": mp / numQuery, "topkMap": topkMap / numQuery, "topkPre": topkPre / numQuery,
+            "topkRec": topkRec / numQuery}
+
+
+def calc_pre_rec_radius_label(queryLabel, retrievalLabel, qB, rB, saturate=True):
+    """calcPreRecRadiusLabel.m."""
+    Wtrue = queryLabel @ retrievalLabel.T > 0
+    Dhamm = hamming_dist(qB, rB, saturate)
+    maxHamm = int(Dhamm.max())
+    totalGoodPairs = Wtrue.sum()
+    precision, recall = np.zeros(maxHamm), np.zeros(maxHamm)
+    for n in range(1, maxHamm + 1):
+        j = Dhamm <= ((n - 1) + 0.001)
+        retrievalGoodPairs = Wtrue[j].sum()
+        retrievalPairs = j.sum()
+        precision[n - 1] = retrievalGoodPairs / (retrievalPairs + np.finfo(float).eps)
+        recall[n - 1] = retrievalGoodPairs / totalGoodPairs
+    return {"Pre": precision, "Rec": recall}
+
+
+def complement_heavy(seed, Q=23, N=211, nbits=24, nlabels=4):
+    """Codes drawn from a few base codes, their complements and near-complements, so that many
+    query/database bytes differ in all 8 bits (the case hammingDist.m miscounts)."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((4, nbits)) < 0.5
+    pool = np.concatenate([base, ~base])
+    def draw(n):
+        b = pool[rng.integers(0, len(pool), n)].copy()
+        flip = rng.random((n, nbits)) < 0.06
+        return b ^ flip
+    _, ql = random_labels(rng, Q, nlabels)
+    _, rl = random_labels(rng, N, nlabels)
+    return draw(Q), draw(N), ql.astype(np.float64), rl.astype(np.float64)
+
+
+@pytest.mark.parametrize("seed,nbits", [(0, 24), (1, 16), (2, 20), (3, 64)])
+def test_dcmh_matlab_bug_reproduces_the_released_code(seed, nbits):
+    qb, rb, ql, rl = complement_heavy(seed, nbits=nbits)
+    qc, rc = compactbit(qb), compactbit(rb)
+    topk = [1, 10, 50, 211]
+    ref = calc_map_topk_label(ql, rl, qc, rc, topk)
+    ref.update(calc_pre_rec_radius_label(ql, rl, qc, rc))
+    fixed = calc_map_topk_label(ql, rl, qc, rc, topk, saturate=False)
+    fixed.update(calc_pre_rec_radius_label(ql, rl, qc, rc, saturate=False))
+    # the data must exercise the bug, or this test could not fail
+    assert ref["map"] != fixed["map"] and not np.array_equal(ref["Pre"], fixed["Pre"][:len(ref["Pre"])])
+    pm_q, pm_r = np.where(qb, 1.0, -1.0), np.where(rb, 1.0, -1.0)
+    from hashkit.codes import Codes
+    for q, r in ((pm_q, pm_r), (Codes.from_bytes(qc, nbits), Codes.from_bytes(rc, nbits))):
+        got = M.dcmh_matlab(q, r, ql, rl, topk=topk)
+        cor = M.dcmh_matlab(q, r, ql, rl, topk=topk, hammingdist="correct")
+        for key in ("map", "topkMap", "topkPre", "topkRec", "Pre", "Rec"):
+            np.testing.assert_allclose(got[key], ref[key], rtol=1e-12, atol=0, err_msg=key)
+            np.testing.assert_allclose(cor[key], fixed[key], rtol=1e-12, atol=0, err_msg=key)
+        assert M.map_compat(q, r, ql, rl, "dcmh-matlab-bug") == pytest.approx(ref["map"], rel=1e-12)
+        assert M.map_compat(q, r, ql, rl, "dcmh-matlab-bug", k=50) == pytest.approx(ref["topkMap"][2], rel=1e-12)
+        assert M.map_compat(q, r, ql, rl, "dcmh-matlab") == pytest.approx(fixed["map"], rel=1e-12)
+
+
+def test_dcmh_matlab_bug_small_blocks_and_errors(monkeypatch):
+    from hashkit.metrics import compat
+
+    qb, rb, ql, rl = complement_heavy(4, Q=9, N=50, nbits=32)
+    whole = M.dcmh_matlab(qb, rb, ql, rl, topk=[5, 50])
+    monkeypatch.setattr(compat, "_BLOCK_PAIRS", 60)        # one query per block
+    part = M.dcmh_matlab(qb, rb, ql, rl, topk=[5, 50])
+    for key in whole:
+        np.testing.assert_allclose(part[key], whole[key], rtol=1e-13)
+    with pytest.raises(ValueError, match="topk: expected ascending"):
+        M.dcmh_matlab(qb, rb, ql, rl, topk=[50, 5])
+    with pytest.raises(ValueError, match="hammingdist"):
+        M.dcmh_matlab(qb, rb, ql, rl, hammingdist="fixed")

@@ -1,7 +1,7 @@
 """CUDA backend: parity with the slow oracle (tests/oracle.py) and the CPU backends.
 
 Every test needs a GPU and the compiled ``hashkit._cuda``; without them the whole module is
-skipped with the reason ``hashkit._cuda_backend.REASON`` gives. Inputs are PyTorch CUDA tensors
+skipped with the reason ``hashkit.kernels._cuda.REASON`` gives. Inputs are PyTorch CUDA tensors
 and CuPy arrays (each framework skipped when absent); outputs must come back from the same
 framework on the same device. Integer outputs must equal the oracle exactly; float sums to a
 relative 1e-12 (the GPU sums per database chunk, see docs/CUDA.md).
@@ -20,7 +20,7 @@ from hashkit._validate import to_numpy
 import pytest
 
 import oracle as O
-from hashkit import _cuda_backend as cb
+from hashkit.kernels import _cuda as cb
 
 pytestmark = pytest.mark.gpu
 
@@ -215,7 +215,7 @@ def test_query_batches(fw, monkeypatch):
 
 def test_matches_cpu_backends(fw):
     """Integer outputs identical to every CPU backend that loaded; floats within 1e-12."""
-    from hashkit import _backend
+    from hashkit.kernels import _select as _backend
 
     cpus = [n for n, ok in _backend.available().items() if ok and n != "cuda"]
     if not cpus:

@@ -155,6 +155,20 @@ def test_cli_list(capsys, tmp_path):
     mir = next(r for r in rows if r["name"] == "mirflickr")
     assert mir["protocols"]["default"]["query"] == 2000
     assert mir["protocols"]["default"]["train"] == 10000
+    # every layout names the repository whose loader defines it; every protocol its source
+    for r in rows:
+        for lay in {f["layout"] for f in r["files"]}:
+            assert r["layouts"][lay], (r["name"], lay)
+        for name, p in r["protocols"].items():
+            assert p["source"], (r["name"], name)
+    assert set(mir["layouts"]) == {"dcmh", "djsrh", "vgg", "torchcmh", "ugach"}
+    assert "zs-zhong/DJSRH" in mir["layouts"]["djsrh"] and "UCCH" in mir["layouts"]["vgg"]
+    assert "WangGodder/deep-cross-modal-hashing" in mir["layouts"]["torchcmh"]
+    assert "UGACH_AAAI2018" in mir["layouts"]["ugach"]
+    assert "DAPH" not in json.dumps(mir["protocols"])   # DAPH does not evaluate MIRFLICKR
+    nus10 = next(r for r in rows if r["name"] == "nus-wide-10")
+    assert "tc10" not in nus10["layouts"]["ugach"] and nus10["protocols"]["ugach"]["query"] == 1865
+    assert set(mir["protocols"]) >= {"default", "djsrh", "ugach", "torchcmh", "ugach-release"}
 
 
 def test_cli_check_file(capsys, tmp_path):
@@ -172,6 +186,7 @@ def test_cli_check_file(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "LAll" in out and "(30, 24)" in out and "MATLAB v5" in out
     assert "dataset mirflickr: OK, 30 items, 24 labels" in out
+    assert f"found labels: {tmp_path / 'mirflickr25k-lall.mat'}:LAll" in out
     assert "pixels (4, 5, 3)" in out and "no NaN/inf" in out
     assert dcli.run_datasets(_args("check", str(tmp_path), "--name", "mirflickr", "--json")) == 0
     rep = json.loads(capsys.readouterr().out)

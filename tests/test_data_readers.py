@@ -90,35 +90,19 @@ def test_flickr25k_single_v73(tmp_path):
     ds.close()
 
 
-def test_flickr25k_single_with_features_and_image_choice(tmp_path):
-    rng = np.random.default_rng(1)
-    labels, texts, pixels, feats = make_data(rng, tdim=1386, fdim=4096)
-    write_mat73(tmp_path / "FLICKR-25K.mat", {"images": matlab_images(pixels), "YAll": texts,
-                                              "LAll": labels.astype(np.float64), "XAll": feats})
-    p = hd.Protocol("t", 10, 20, 5)
-    ds = hd.load("mirflickr", root=tmp_path, protocol=p)
-    check_roundtrip(ds, labels, texts, pixels=pixels, feats=feats)
-    assert ds.image_dim == 4096
-    ds_f = hd.load("mirflickr", root=tmp_path, protocol=p, image="features")
-    assert ds_f.image_shape is None and ds_f.image_dim == 4096
-    np.testing.assert_array_equal(ds_f.train.images, feats[ds_f.train.indices])
-    ds_p = hd.load("mirflickr", root=tmp_path, protocol=p, image="pixels")
-    assert ds_p.image_dim is None
-
-
 def test_mirflickr_separate_files_mixed_formats(tmp_path):
     rng = np.random.default_rng(2)
     labels, texts, pixels, feats = make_data(rng, tdim=1386)
     write_mat73(tmp_path / "mirflickr25k-iall.mat", {"IAll": matlab_images(pixels)})
     write_mat5(tmp_path / "mirflickr25k-yall.mat", {"YAll": texts})
     write_mat5(tmp_path / "mirflickr25k-lall.mat", {"LAll": labels.astype(np.float64)})
-    write_mat5(tmp_path / "mirflickr25k-xall.mat", {"XAll": feats})
-    ds = hd.load("mirflickr", root=tmp_path, protocol=hd.Protocol("t", 10, 20, 5))
-    assert ds.options["layout"] == "separate"
+    write_mat5(tmp_path / "mirflickr25k-iall-vgg.mat", {"XAll": feats})
+    ds = hd.load("mirflickr", root=tmp_path, protocol=hd.Protocol("t", 10, 20, 5), image="both")
+    assert ds.options["layout"] == "djsrh"
     check_roundtrip(ds, labels, texts, pixels=pixels, feats=feats)
     assert sorted(Path(f).name for f in ds.files) == sorted(
         ["mirflickr25k-iall.mat", "mirflickr25k-yall.mat", "mirflickr25k-lall.mat",
-         "mirflickr25k-xall.mat"])
+         "mirflickr25k-iall-vgg.mat"])
 
 
 def test_v73_detected_from_attributes_without_header(tmp_path):
@@ -162,8 +146,8 @@ def test_nuswide_mixed_v5_v73(tmp_path, tc):
     write_mat73(tmp_path / f"{p}-iall.mat", {"IAll": matlab_images(pixels)})
     write_mat73(tmp_path / f"{p}-yall.mat", {"YAll": texts})
     write_mat5(tmp_path / f"{p}-lall.mat", {"LAll": labels.astype(np.float64)})
-    write_mat5(tmp_path / f"{p}-xall.mat", {"XAll": feats})
-    ds = hd.load(f"nus-wide-{tc}", root=tmp_path,
+    write_mat5(tmp_path / (f"{p}-xall.mat" if tc == 21 else f"{p}-xall-vgg.mat"), {"XAll": feats})
+    ds = hd.load(f"nus-wide-{tc}", root=tmp_path, image="both",
                  protocol=hd.Protocol("t", 10, 20, 5) if tc == 21 else hd.Protocol(
                      "pc", 10, 20, 5, kind="per-class", query_per_class=1, train_per_class=2))
     check_roundtrip(ds, labels, texts, pixels=pixels, feats=feats)
@@ -173,7 +157,7 @@ def test_nuswide_mixed_v5_v73(tmp_path, tc):
 def test_nuswide_features_only(tmp_path):
     rng = np.random.default_rng(5)
     labels, texts, _, feats = make_data(rng, n=50, nlabels=21, tdim=1000)
-    write_mat5(tmp_path / "nus-wide-tc21-xall.mat", {"XAll": feats})
+    write_mat5(tmp_path / "nus-wide-tc21-xall-vgg.mat", {"XAll": feats})
     write_mat5(tmp_path / "nus-wide-tc21-yall.mat", {"YAll": texts})
     write_mat5(tmp_path / "nus-wide-tc21-lall.mat", {"LAll": labels})
     ds = hd.load("nus-wide-21", root=tmp_path, protocol=hd.Protocol("t", 10, 20, 5))
@@ -183,27 +167,7 @@ def test_nuswide_features_only(tmp_path):
                 image="pixels")
 
 
-# ------------------------------------------------------- IAPR / COCO lists, pre-split file
-@pytest.mark.parametrize("writer", ["v5", "v7.3"])
-def test_iapr_lists_layout(tmp_path, writer):
-    rng = np.random.default_rng(6)
-    labels, texts, pixels, _ = make_data(rng, n=40, nlabels=255, tdim=50)
-    variables = {"imgList": matlab_images(pixels), "tagList": texts,
-                 "labelList": labels.astype(np.float64)}
-    (write_mat5 if writer == "v5" else write_mat73)(tmp_path / "iapr-tc12.mat", variables)
-    ds = hd.load("iapr-tc12", root=tmp_path, protocol=hd.Protocol("t", 10, 20, 5))
-    check_roundtrip(ds, labels, texts, pixels=pixels)
-
-
-def test_mscoco_lists_features_custom_file(tmp_path):
-    rng = np.random.default_rng(7)
-    labels, texts, _, feats = make_data(rng, n=40, nlabels=80, tdim=50)
-    write_mat73(tmp_path / "my-coco.mat", {"imgList": feats, "tagList": texts,
-                                           "labelList": labels.astype(np.float64)})
-    ds = hd.load("mscoco", root=tmp_path, file="my-coco.mat", protocol=hd.Protocol("t", 5, 20, 5))
-    check_roundtrip(ds, labels, texts, feats=feats)
-
-
+# ------------------------------------------------------------------ one pre-split HDF5 file
 def test_presplit_hdf5(tmp_path):
     rng = np.random.default_rng(8)
     parts = {}
@@ -334,12 +298,13 @@ def test_unknown_names_and_options():
 
 def test_manifest_reload_of_file_dataset(tmp_path):
     rng = np.random.default_rng(12)
-    labels, texts, pixels, _ = make_data(rng, n=40, nlabels=255, tdim=50)
-    write_mat5(tmp_path / "iapr-tc12.mat", {"imgList": matlab_images(pixels), "tagList": texts,
-                                            "labelList": labels.astype(np.float64)})
-    ds = hd.load("iapr-tc12", root=tmp_path, protocol=hd.Protocol("t", 10, 20, 5), seed=2)
-    path = hd.save_manifest(ds.manifest, tmp_path / "iapr.split.npz")
-    again = hd.load("iapr-tc12", root=tmp_path, manifest=path)
+    labels, texts, pixels, _ = make_data(rng, n=40, nlabels=24, tdim=1386)
+    write_mat73(tmp_path / "mirflickr25k-iall.mat", {"IAll": matlab_images(pixels)})
+    write_mat5(tmp_path / "mirflickr25k-yall.mat", {"YAll": texts})
+    write_mat5(tmp_path / "mirflickr25k-lall.mat", {"LAll": labels.astype(np.float64)})
+    ds = hd.load("mirflickr", root=tmp_path, protocol=hd.Protocol("t", 10, 20, 5), seed=2)
+    path = hd.save_manifest(ds.manifest, tmp_path / "mir.split.npz")
+    again = hd.load("mirflickr", root=tmp_path, manifest=path)
     assert again.manifest.same_split(ds.manifest)
     np.testing.assert_array_equal(again.val.pixel_batch(np.arange(3)),
                                   pixels[ds.val.indices[:3]])
@@ -352,5 +317,5 @@ def test_non_numeric_variable(tmp_path):
     write_mat5(tmp_path / "mirflickr25k-yall.mat", {"YAll": np.array(["a", "b"])})
     write_mat5(tmp_path / "mirflickr25k-lall.mat", {"LAll": labels})
     with pytest.raises(ValueError, match=r"mirflickr25k-yall.mat:YAll: expected a numeric "
-                                         r"array, found dtype <U1"):
+                                         r"array, found a MATLAB char array"):
         hd.load("mirflickr", root=tmp_path)

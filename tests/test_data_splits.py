@@ -36,7 +36,7 @@ def check_partition(s, n):
 def test_paper_protocol_sizes(name, n, sizes):
     rng = np.random.default_rng(0)
     info = get_info(name)
-    labels = multi_hot(rng, n, info.nlabels)
+    labels = multi_hot(rng, n, info.nlabels or {"iapr-tc12": 275, "mscoco": 80}[name])
     s = make_split(labels, info.protocols["default"], seed=5, dataset=name)
     check_partition(s, n)
     assert tuple(len(s[k]) for k in ("query", "retrieval", "train", "val")) == sizes
@@ -54,8 +54,80 @@ def test_nus10_per_class_protocol():
     assert len(s["query"]) + len(s["retrieval"]) == n
     # every concept contributed: each label appears among the queries at least 200 times
     assert np.all(labels[s["query"]].sum(0) >= 200)
-    ugach = make_split(labels, get_info("nus-wide-10").protocols["ugach"], seed=0)
-    assert len(ugach["query"]) == round(0.01 * n)
+
+
+def djsrh_mirflickr_oracle(label_set, rng):
+    """DJSRH datasets.py (MIRFlickr branch), transcribed line by line; np.random.permutation
+    replaced by the same Generator hashkit is given."""
+    first = True
+    for label in range(label_set.shape[1]):
+        index = np.where(label_set[:, label] == 1)[0]
+        N = index.shape[0]
+        perm = rng.permutation(N)
+        index = index[perm]
+        if first:
+            test_index = index[:160]
+            train_index = index[160:160 + 400]
+            first = False
+        else:
+            taken = set(list(train_index) + list(test_index))
+            ind = np.array([i for i in list(index) if i not in taken], dtype=np.int64)
+            test_index = np.concatenate((test_index, ind[:80]))
+            train_index = np.concatenate((train_index, ind[80:80 + 200]))
+    test = set(test_index.tolist())
+    database_index = np.array([i for i in range(label_set.shape[0]) if i not in test])
+    if train_index.shape[0] < 5000:
+        tr = set(train_index.tolist())
+        pick = np.array([i for i in list(database_index) if i not in tr])
+        N = pick.shape[0]
+        perm = rng.permutation(N)
+        pick = pick[perm]
+        res = 5000 - train_index.shape[0]
+        train_index = np.concatenate((train_index, pick[:res]))
+    return test_index, database_index, train_index
+
+
+def test_djsrh_mirflickr_protocol_equals_the_authors_loop():
+    labels = multi_hot(np.random.default_rng(7), 20015, 24, p=0.1)
+    s = make_split(labels, get_info("mirflickr").protocols["djsrh"], seed=3)
+    test, db, train = djsrh_mirflickr_oracle(labels, np.random.default_rng(3))
+    np.testing.assert_array_equal(s["query"], np.sort(test))
+    np.testing.assert_array_equal(s["retrieval"], db)
+    np.testing.assert_array_equal(s["train"], np.sort(train))
+    assert (len(s["query"]), len(s["retrieval"]), len(s["train"])) == (2000, 18015, 5000)
+    check_partition(s, 20015)
+
+
+@pytest.mark.parametrize("name,n,sizes", [("mirflickr", 20015, (2000, 18015, 15000)),
+                                          ("nus-wide-10", 186577, (1865, 184712, 15000))])
+def test_ugach_protocol_sizes(name, n, sizes):
+    info = get_info(name)
+    labels = multi_hot(np.random.default_rng(8), n, info.nlabels)
+    s = make_split(labels, info.protocols["ugach"], seed=0)
+    assert tuple(len(s[k]) for k in ("query", "retrieval", "train")) == sizes
+    check_partition(s, n)
+
+
+def test_torchcmh_permutation_equals_split_data():
+    """torchcmh tc12.py split_data: np.random.seed(seed); permutation; query first 2,000,
+    train the next 10,000, retrieval all but the queries."""
+    labels = multi_hot(np.random.default_rng(9), 19999, 275)
+    s = make_split(labels, get_info("iapr-tc12").protocols["torchcmh"], seed=8)
+    np.random.seed(8)
+    random_index = np.random.permutation(labels.shape[0])
+    np.testing.assert_array_equal(s["query"], np.sort(random_index[:2000]))
+    np.testing.assert_array_equal(s["train"], np.sort(random_index[2000:12000]))
+    np.testing.assert_array_equal(s["retrieval"], np.sort(random_index[2000:]))
+
+
+def test_presplit_without_train_draws_it_from_the_database():
+    labels = multi_hot(np.random.default_rng(10), 300, 5)
+    pre = {"query": np.arange(20), "retrieval": np.arange(20, 300)}
+    whole = make_split(labels, get_info("iapr-tc12").protocols["presplit"], 0, presplit=pre)
+    np.testing.assert_array_equal(whole["train"], np.arange(20, 300))
+    some = make_split(labels, Protocol("p", 0, 100, 10, kind="presplit"), 0, presplit=pre)
+    assert len(some["train"]) == 100 and np.all(np.isin(some["train"], pre["retrieval"]))
+    assert len(np.intersect1d(some["val"], some["train"])) == 0
 
 
 def test_fixed_protocol_is_unshuffled():

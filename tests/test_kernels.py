@@ -118,13 +118,47 @@ def test_topk_matches_oracle(backend, nbits, kind, nthreads):
             np.testing.assert_array_equal(idx, want_i)
 
 
+def guess_codes(rng, nbits=128, n=3 * 2048 + 5, k=40):
+    """Queries whose near items (within 20 bits: the AVX2 two-word filter's guessed limit) make
+    every outcome of top-k's guess happen, over several 2048-code tiles: plenty spread through
+    the database (the guess holds), none (given up at the first check), 2k in the last tile only
+    (given up early, though it would have held), 0.9 k spread (kept to the end, then wrong), and
+    0.3 k in the first tile (given up at the first check with near items already admitted). The
+    other items are random, 64 +- 6 bits away."""
+    q = rng.integers(0, 2, (5, nbits)).astype(np.uint8)
+    db = rng.integers(0, 2, (n, nbits)).astype(np.uint8)
+    plans = [rng.choice(n, 4 * k, replace=False), [], rng.integers(n - 2048, n, 2 * k),
+             rng.choice(n, 9 * k // 10, replace=False), rng.integers(0, 2048, 3 * k // 10)]
+    for i, rows in enumerate(plans):
+        for j in rows:
+            db[j] = q[i]
+            db[j, rng.choice(nbits, rng.integers(0, 21), replace=False)] ^= 1
+    return q, db, k
+
+
+@pytest.mark.parametrize("nbits", [100, 128])
+def test_topk_guessed_limit_every_outcome(backend, nbits):
+    """Top-k of two-word codes, where the AVX2 path starts from a guessed limit (kernels.cpp,
+    topk_select): the guess holding, given up at a check, and found wrong at the end all give
+    the oracle's stable top-k (ties at the k-th distance resolved by index), also for k around
+    the number of near items."""
+    rng = np.random.default_rng(seed_of("guess", nbits))
+    qb, dbb, k = guess_codes(rng, nbits)
+    qw, dw = pack_bits(qb), pack_bits(dbb)
+    for kk in (1, k // 2, k, 2 * k, 200):
+        dist, idx = backend.topk(qw, dw, nbits, kk, 1)
+        want_d, want_i = topk_ref(qb, dbb, kk)
+        np.testing.assert_array_equal(dist, want_d)
+        np.testing.assert_array_equal(idx, want_i)
+
+
 @pytest.mark.parametrize("path", ["select", "full"])
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("nbits", [7, 16, 65])
 def test_numba_topk_paths_match_oracle(monkeypatch, nbits, kind, path):
     # Numba's topk has two paths (one-pass selection for small k, buffer + walk otherwise);
     # force each on every k, with the selection's candidate list compacting as often as it can.
-    from hashkit import _numba
+    from hashkit.kernels import _numba
 
     monkeypatch.setattr(_numba, "_TOPK_SELECT_RATIO", 1 if path == "select" else 10**9)
     monkeypatch.setattr(_numba, "_TOPK_SPARE", 0)
@@ -276,7 +310,7 @@ def _all_kernels(kern, nthreads, rng, nbits=16, q=9, n=57):
 @pytest.fixture
 def force_threads(monkeypatch):
     """Let the Numba backend put several threads on tiny inputs (it normally would not)."""
-    from hashkit import _numba
+    from hashkit.kernels import _numba
 
     monkeypatch.setattr(_numba, "_MIN_WORK_PER_THREAD", 1)
 
@@ -419,7 +453,7 @@ def test_wrong_dtype_raises(backend):
 def test_numba_rejects_nonzero_padding():
     # Padding bits can push a distance above nbits, which would index past the histograms;
     # the Numba kernels detect that distance and raise instead.
-    from hashkit import _numba
+    from hashkit.kernels import _numba
 
     rng = np.random.default_rng(5)
     qw = np.zeros((2, 1), np.uint64)
@@ -440,7 +474,7 @@ def test_numba_rejects_nonzero_padding():
 def test_numba_restores_thread_count():
     import numba
 
-    from hashkit import _numba
+    from hashkit.kernels import _numba
 
     rng = np.random.default_rng(6)
     qw, _ = random_codes(rng, 3, 16)

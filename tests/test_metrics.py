@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hashkit import _backend
+from hashkit.kernels import _select as _backend
 from hashkit import metrics as M
 from oracle import gains, hamming_ref, random_codes, random_labels, relevance, stable_ranking
 
@@ -262,7 +262,7 @@ def test_radius_precision_and_pr_curve():
         for i in range(dist.shape[0]):
             idx = np.flatnonzero(dist[i] <= r)
             per.append(rel[i][idx].sum() / idx.size if idx.size else 0.0)
-        assert M.precision_within_radius(qb, rb, ql, rl, r=r) == pytest.approx(np.mean(per))
+        assert M.precision_within_radius(qb, rb, ql, rl, r=r, average="per-query") == pytest.approx(np.mean(per))
     # DCMH calcPreRecRadiusLabel.m: pooled pairs, precision = good / (pairs + eps)
     eps = np.finfo(float).eps
     pre = [(rel & (dist <= r)).sum() / ((dist <= r).sum() + eps) for r in range(nb + 1)]
@@ -277,6 +277,69 @@ def test_radius_precision_and_pr_curve():
     ret = np.stack([(dist <= r).sum(1) for r in range(nb + 1)], 1)
     np.testing.assert_allclose(cq["precision"], np.where(ret > 0, within / np.maximum(ret, 1), 0).mean(0))
     np.testing.assert_allclose(cq["recall"], np.where(R[:, None] > 0, within / np.maximum(R, 1)[:, None], 0).mean(0))
+
+
+def test_radius_one_default_shared_by_api_report_and_curve():
+    # One meaning for "precision within radius 2": the scalar, the curve's point at 2 and the
+    # report's column agree by default (pooled, DCMH MATLAB), and the column says which it is.
+    qb, rb, ql, rl = data(24, nbits=12)
+    dist, rel = hamming_ref(qb, rb), relevance(ql, rl)
+    pooled = (rel & (dist <= 2)).sum() / (dist <= 2).sum()
+    within = [rel[i][dist[i] <= 2].mean() if (dist[i] <= 2).any() else 0.0 for i in range(len(rel))]
+    assert abs(pooled - np.mean(within)) > 1e-3, "the data must tell the two averages apart"
+    assert M.DEFAULT_AVERAGE == "pooled"
+    assert M.precision_within_radius(qb, rb, ql, rl, r=2) == pytest.approx(pooled, rel=1e-12)
+    assert M.pr_curve_radius(qb, rb, ql, rl)["precision"][2] == pytest.approx(pooled, rel=1e-12)
+    r = M.report(qb, rb, ql, rl, metrics="p@r2,p@r3/query,p@r2/query,pr")
+    assert r["p@r2/pooled"] == pytest.approx(pooled, rel=1e-12)
+    assert r["p@r2/query"] == pytest.approx(np.mean(within), rel=1e-12)
+    assert r["pr"]["precision"][2] == pytest.approx(pooled, rel=1e-12)
+    assert "p@r3/query" in r and "p@r2" not in r
+    q = M.report(qb, rb, ql, rl, metrics="p@r2,pr", radius_average="per-query")
+    assert q["p@r2/query"] == pytest.approx(np.mean(within), rel=1e-12)
+    assert q["pr"]["precision"][2] == pytest.approx(np.mean(within), rel=1e-12)
+    with pytest.raises(ValueError, match="radius_average"):
+        M.report(qb, rb, ql, rl, metrics="p@r2", radius_average="micro")
+    with pytest.raises(ValueError, match=r"metrics:.*p@rR.*'p@r2/mean'"):
+        M.report(qb, rb, ql, rl, metrics="p@r2/mean")
+    with pytest.raises(ValueError, match=r"map@k with k = 50"):
+        M.report(qb, rb, ql, rl, metrics="map@50")
+
+
+def test_report_says_what_was_measured():
+    qb, rb, ql, rl = data(25, Q=13, N=70, nbits=10)
+    ql[0] = 0                                   # a query with no relevant item
+    rel = relevance(ql, rl)
+    d = M.report(qb, rb, ql, rl, metrics="map,map@k,p@k,p@r1/query,p@r1/pooled,pk", ks=[5, 70],
+                 ties="aware", details=True, per_query=True)
+    assert (d["nbits"], d["n_query"], d["n_db"], d["n_labels"]) == (10, 13, 70, ql.shape[1])
+    assert d["empty_queries"] == int((rel.sum(1) == 0).sum()) >= 1
+    assert d["ties"] == "aware" and d["radius_average"] == "pooled"
+    assert set(d["conventions"]) == set(d["metrics"])
+    assert d["conventions"]["map@5"].endswith("; k = 5") and "inside the top k" in d["conventions"]["map@5"]
+    assert "tie-aware" in d["conventions"]["map"] and "counts 0" in d["conventions"]["map"]
+    assert "pooled" in d["conventions"]["p@r1/pooled"] and "per query" in d["conventions"]["p@r1/query"]
+    pq = d["per_query"]
+    assert "p@r1/pooled" not in pq and pq["map"].shape == (13,)
+    for name in ("map", "map@5", "p@70", "p@r1/query"):
+        assert pq[name].mean() == pytest.approx(d["metrics"][name], rel=1e-12)
+    assert pq["map"][0] == 0.0
+    flat = M.report(qb, rb, ql, rl, metrics="map,p@k", ks=5, ties="aware")
+    assert flat == {"map": d["metrics"]["map"], "p@5": d["metrics"]["p@5"]}
+
+
+@pytest.mark.parametrize("n,grid,first,last,count", [
+    (193_734, None, 1, 5000, 51), (193_734, "log", 1, 5000, 37), (97, None, 1, 97, None), (3, "log", 1, 3, 3)])
+def test_pk_grid_default_is_the_range_papers_plot(n, grid, first, last, count):
+    from hashkit.metrics.report import pk_grid
+
+    g = pk_grid(n, grid)
+    assert g[0] == first and g[-1] == last and np.all(np.diff(g) > 0)
+    if count:
+        assert len(g) == count
+    if n == 193_734 and grid is None:
+        assert g[:4].tolist() == [1, 100, 200, 300]
+    assert pk_grid(n, [1, 2, 3]).tolist() == [1, 2, 3]
 
 
 def test_ndcg_acg_match_oracle():
@@ -354,6 +417,8 @@ BAD = [
     (lambda q, r, a, b: M.precision_within_radius(q, r, a, b, r=-1), ValueError, "r:"),
     (lambda q, r, a, b: M.precision_within_radius(q, r, a, b, average="micro"), ValueError, "average:"),
     (lambda q, r, a, b: M.pr_curve_radius(q, r, a, b, empty="none"), ValueError, "empty:"),
+    (lambda q, r, a, b: M.mean_average_precision(np.packbits(q > 0, axis=1), np.packbits(r > 0, axis=1), a, b),
+     ValueError, "qB: integer codes must hold one value per bit.*Codes.from_bytes"),
     (lambda q, r, a, b: M.mean_average_precision(q, r, a, b, backend="gpu"), ValueError, "backend:"),
 ]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hashkit
-from hashkit import _backend
+from hashkit.kernels import _select as _backend
 
 BACKENDS = [b for b, ok in _backend.available().items() if ok and b != "cuda"]
 

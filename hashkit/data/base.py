@@ -15,6 +15,8 @@ import numpy as np
 
 from hashkit.data._matfile import BLOCK, MemorySource, Source
 
+__all__ = ["ConcatSource", "Dataset", "View", "check_labels", "from_arrays", "to_float32"]
+
 
 def to_float32(source: Source, idx: np.ndarray, what: str) -> np.ndarray:
     """Rows ``idx`` of ``source`` as a new float32 ``(len(idx), D)`` array, read block by block.
@@ -47,6 +49,36 @@ def check_labels(raw: np.ndarray, origin: str, nlabels: int | None) -> np.ndarra
         raise ValueError(f"{origin}: expected labels in {{0, 1}}, found {raw[tuple(bad)]!r} at "
                          f"item {bad[0]}, label {bad[1]}")
     return raw.astype(np.uint8)
+
+
+class ConcatSource(Source):
+    """Several sources with the same item shape, indexed as one."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [p.n for p in parts])
+        self.n = int(self.offsets[-1])
+        self.item_shape = parts[0].item_shape
+        self.dtype = np.result_type(*[p.dtype for p in parts])
+        self.origin = " + ".join(p.origin for p in parts)
+        for p in parts[1:]:
+            if p.item_shape != self.item_shape:
+                raise ValueError(f"{p.origin}: expected items of shape {self.item_shape} like "
+                                 f"{parts[0].origin}, found {p.item_shape}")
+
+    def take(self, idx):
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty((len(idx),) + self.item_shape, dtype=self.dtype)
+        part = np.searchsorted(self.offsets, idx, side="right") - 1
+        for j, p in enumerate(self.parts):
+            sel = np.nonzero(part == j)[0]
+            if len(sel):
+                out[sel] = p.take(idx[sel] - self.offsets[j])
+        return out
+
+    def close(self):
+        for p in self.parts:
+            p.close()
 
 
 @dataclass
@@ -135,11 +167,29 @@ class Dataset:
     query, retrieval, train, val : View
     val_retrieval : View        retrieval minus val: the database to search val queries in
     manifest : Manifest
+    image_input : {"pixels", "features"} or None
+        The image input a trainer should use by default (see ``input_description``).
+    found : dict                role -> "FILE:KEY" where each part was read from
+    layout_source : str         the repository and loader whose layout was read
+    knn_graph : int64 (n_train, K) or None
+        A neighbour graph shipped with the release (UGACH's ``KNN_cross5.npy``), rows and
+        values are positions in the ``train`` view.
+    default_protocol : str or None
+        The protocol a layout implies (pre-split files: the split they store).
     """
 
     def __init__(self, name, labels, text_source, image_source=None, pixel_source=None,
-                 files=(), options=None, presplit=None, label_origin="labels"):
+                 files=(), options=None, presplit=None, label_origin="labels", found=None,
+                 image_input=None, layout_source="", knn_graph=None, default_protocol=None):
         self.name = name
+        self.found = dict(found or {})
+        self.layout_source = layout_source
+        self.knn_graph = knn_graph
+        self.default_protocol = default_protocol
+        if image_input is None:
+            image_input = "features" if image_source is not None else (
+                "pixels" if pixel_source is not None else None)
+        self.image_input = image_input
         self.label_origin = label_origin
         self.labels = labels
         self.text_source = text_source
@@ -172,13 +222,36 @@ class Dataset:
             raise ValueError(f"{self.pixel_source.origin}: expected uint8 raw pixels, found "
                              f"dtype {self.pixel_source.dtype}")
 
+    @property
+    def input_description(self) -> str:
+        """One line saying which image input this dataset gives by default, from which file
+        and key, and what else is available (for run logs and ``config.json``)."""
+        parts = []
+        if self.image_input == "pixels" and self.pixel_source is not None:
+            parts.append(f"image input: raw pixels {self.image_shape} uint8 from "
+                         f"{self.found.get('pixels', self.pixel_source.origin)}")
+        elif self.image_input == "features" and self.image_source is not None:
+            parts.append(f"image input: {self.image_dim}-d features from "
+                         f"{self.found.get('features', self.image_source.origin)}")
+        else:
+            parts.append("image input: none")
+        if self.image_input == "pixels" and self.image_source is not None:
+            parts.append(f"also {self.image_dim}-d features from "
+                         f"{self.found.get('features', self.image_source.origin)}")
+        if self.image_input == "features" and self.pixel_source is not None:
+            parts.append(f"also raw pixels from "
+                         f"{self.found.get('pixels', self.pixel_source.origin)}")
+        parts.append(f"text: {self.text_dim}-d from "
+                     f"{self.found.get('texts', self.text_source.origin)}")
+        return "; ".join(parts)
+
     def apply_split(self, manifest) -> "Dataset":
         self.manifest = manifest
         self.query = View("query", manifest.query, self)
         self.retrieval = View("retrieval", manifest.retrieval, self)
         self.train = View("train", manifest.train, self)
         self.val = View("val", manifest.val, self)
-        keep = np.setdiff1d(manifest.retrieval, manifest.val, assume_unique=True)
+        keep = np.setdiff1d(manifest.retrieval, manifest.val)
         self.val_retrieval = View("val_retrieval", keep, self)
         return self
 

@@ -11,37 +11,38 @@ from hashkit.data._matfile import BLOCK, MatFile, describe_format
 
 def describe_file(path) -> dict:
     """Format and variables of one ``.mat``/HDF5/npz file: ``{"format", "variables": [...]}``
-    with each variable's name, shape as stored, dtype and MATLAB class where recorded."""
+    with each variable's name, shape (MATLAB's for .mat files), dtype and MATLAB class where
+    recorded. Reads declarations only, never the data."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     if path.suffix == ".npz":
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             return {"path": str(path), "format": "npz",
                     "variables": [{"key": k, "shape": list(z[k].shape), "dtype": str(z[k].dtype)}
                                   for k in z.files]}
     mf = MatFile(path)
     out = []
-    if mf.format == "v5":
-        import scipy.io
-
-        for name, shape, cls in scipy.io.whosmat(str(path)):
-            out.append({"key": name, "shape": list(shape), "dtype": cls})
-    else:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            for k in mf.keys():
-                obj = f[k]
-                cls = obj.attrs.get("MATLAB_class")
-                cls = cls.decode() if isinstance(cls, bytes) else cls
-                if isinstance(obj, h5py.Dataset):
-                    out.append({"key": k, "shape": list(obj.shape), "dtype": str(obj.dtype),
-                                "matlab_class": cls})
-                else:
-                    out.append({"key": k, "shape": list(mf.shape_of(k)), "dtype": "group",
-                                "matlab_class": cls})
+    for k, info in mf.infos().items():
+        dtype = str(info.dtype) if info.dtype is not None else info.kind
+        out.append({"key": k, "shape": list(info.shape), "dtype": dtype,
+                    "matlab_class": info.matlab_class})
     return {"path": str(path), "format": mf.format, "variables": out}
+
+
+def _data_files(folder: Path) -> list:
+    """The .mat/.h5 files in ``folder`` and one or two levels below it (releases unpack into
+    subfolders), sorted."""
+    from hashkit.data._layout import Finder
+
+    out = []
+    for d in Finder(folder).dirs():
+        try:
+            out += [p for p in d.iterdir() if p.is_file() and p.suffix in (".mat", ".h5",
+                                                                            ".hdf5")]
+        except OSError:
+            pass
+    return sorted(out)
 
 
 def _scan(src, what) -> None:
@@ -83,8 +84,7 @@ def check_file(path, name: str | None = None, scan: bool = True) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.suffix in (".mat", ".h5", ".hdf5")) \
-        if path.is_dir() else [path]
+    files = _data_files(path) if path.is_dir() else [path]
     report = {"files": [describe_file(p) for p in files]}
     if name is None:
         for p in files:
@@ -113,6 +113,8 @@ def check_file(path, name: str | None = None, scan: bool = True) -> dict:
                 (card == 0).sum()),
             "label_frequency": ds.labels.mean(axis=0).round(4).tolist(),
             "files": [str(f) for f in ds.files], "layout": ds.options.get("layout"),
+            "layout_source": ds.layout_source, "found": dict(ds.found),
+            "image_input": ds.image_input, "input": ds.input_description,
             "scanned_for_nan": bool(scan)}
     finally:
         ds.close()
@@ -135,6 +137,12 @@ def format_report(report: dict) -> str:
                      + (" + " if s["image_dim"] and s["image_shape"] else "")
                      + (f"pixels {s['image_shape']}" if s["image_shape"] else "")
                      + (", no NaN/inf" if s["scanned_for_nan"] else ""))
+        if s.get("layout"):
+            lines.append(f"  layout {s['layout']} ({s.get('layout_source', '')})")
+        for role, where in s.get("found", {}).items():
+            lines.append(f"  found {role}: {where}")
+        if s.get("input"):
+            lines.append(f"  {s['input']}")
     elif report.get("dataset") is None:
         lines.append("no registered dataset expects this file name; pass --name NAME to "
                      "validate it as one")

@@ -1,6 +1,7 @@
 """``hashkit datasets``: list the registered datasets, or check a file.
 
-``hashkit datasets`` lists names, files (format, keys), protocols and where files go;
+``hashkit datasets`` lists names, each file layout with the repository whose loader defines it
+(files, formats, keys), the protocols with their sources, and where files go;
 ``hashkit datasets check PATH [--name NAME]`` validates a file or folder and prints what it found.
 """
 
@@ -37,12 +38,15 @@ def _listing(root=None) -> list[dict]:
                        "layout": f.layout, "what": f.note, "optional": f.optional}
                       for f in info.files] if info.needs_files else [],
             "protocols": {k: {"query": "stored" if p.kind == "presplit" else p.query,
-                              "train": "stored" if p.kind == "presplit" else p.train,
+                              "train": ("all retrieval" if p.train is None else
+                                        "stored" if p.kind == "presplit" and not p.train
+                                        else p.train),
                               "val": p.val,
                               "retrieval": "stored" if p.kind == "presplit" else (
                                   p.retrieval if p.retrieval is not None else "rest"),
                               "kind": p.kind, "source": p.source}
                           for k, p in info.protocols.items()},
+            "layouts": dict(info.layouts),
             "default_protocol": info.default_protocol, "options": info.options})
     return out
 
@@ -56,10 +60,11 @@ def _format_listing(rows) -> str:
         for f in r["files"]:
             if f["layout"] != layout:
                 layout = f["layout"]
-                lines.append(f"    layout {layout}:")
+                src = r.get("layouts", {}).get(layout)
+                lines.append(f"    layout {layout}" + (f" [{src}]:" if src else ":"))
             opt = " (optional)" if f["optional"] else ""
-            lines.append(f"      {f['name']} [{f['format']}] key {', '.join(f['keys'])}: "
-                         f"{f['what']}{opt}")
+            keys = f" key {', '.join(f['keys'])}" if f["keys"] else ""
+            lines.append(f"      {f['name']} [{f['format']}]{keys}: {f['what']}{opt}")
         for k, p in r["protocols"].items():
             mark = " (default)" if k == r["default_protocol"] else ""
             lines.append(f"  protocol {k}{mark}: query {p['query']}, retrieval "

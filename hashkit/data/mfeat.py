@@ -39,7 +39,7 @@ def load_views() -> dict:
         raise FileNotFoundError(f"{PATH}: the shipped mfeat file is missing from this "
                                 f"installation; rebuild it with python -m "
                                 f"hashkit.data.make_mfeat DIR_WITH_CSVS")
-    with np.load(PATH) as z:
+    with np.load(PATH, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 

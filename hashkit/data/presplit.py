@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hashkit.data._matfile import MatFile, Source, describe_format
-from hashkit.data.base import Dataset, check_labels
+from hashkit.data._matfile import MatFile, describe_format
+from hashkit.data.base import ConcatSource, Dataset, check_labels
 from hashkit.data.registry import DatasetInfo, FileSpec, register_dataset
 from hashkit.data.splits import Protocol
 
@@ -27,36 +27,6 @@ PARTS = (("query", "test_data", "test_y", "test_L"),
          ("retrieval", "data_set", "dataset_y", "dataset_L"),
          ("train", "train_data", "train_y", "train_L"))
 DEFAULT_FILES = ("presplit.h5", "presplit.mat", "presplit.hdf5")
-
-
-class ConcatSource(Source):
-    """Several sources with the same item shape, indexed as one."""
-
-    def __init__(self, parts):
-        self.parts = parts
-        self.offsets = np.cumsum([0] + [p.n for p in parts])
-        self.n = int(self.offsets[-1])
-        self.item_shape = parts[0].item_shape
-        self.dtype = np.result_type(*[p.dtype for p in parts])
-        self.origin = " + ".join(p.origin for p in parts)
-        for p in parts[1:]:
-            if p.item_shape != self.item_shape:
-                raise ValueError(f"{p.origin}: expected items of shape {self.item_shape} like "
-                                 f"{parts[0].origin}, found {p.item_shape}")
-
-    def take(self, idx):
-        idx = np.asarray(idx, dtype=np.int64)
-        out = np.empty((len(idx),) + self.item_shape, dtype=self.dtype)
-        part = np.searchsorted(self.offsets, idx, side="right") - 1
-        for j, p in enumerate(self.parts):
-            sel = np.nonzero(part == j)[0]
-            if len(sel):
-                out[sel] = p.take(idx[sel] - self.offsets[j])
-        return out
-
-    def close(self):
-        for p in self.parts:
-            p.close()
 
 
 def read(root, file=None, image="auto"):
@@ -68,7 +38,8 @@ def read(root, file=None, image="auto"):
         raise FileNotFoundError(
             f"{NAME}: expected {' or '.join(names)} (HDF5 or MATLAB v7.3 with keys "
             f"train_data/train_y/train_L, test_data/test_y/test_L, data_set/dataset_y/"
-            f"dataset_L) in {folder}; pass root=FOLDER and file=NAME")
+            f"dataset_L) in {folder}; pass --data-root FOLDER --data-option "
+            f"file=NAME (root=, file= in Python)")
     mf = MatFile(path)
     keys = mf.keys()
     missing = [k for _, *ks in PARTS for k in ks if k not in keys]
@@ -118,4 +89,6 @@ register_dataset(DatasetInfo(
     files=tuple(FileSpec(DEFAULT_FILES[0], "HDF5 or MATLAB v7.3", (d, y, lab), "presplit",
                          f"{part}: images/features, texts, labels")
                 for part, d, y, lab in PARTS),
-    options={"file": "NAME.h5", "image": "auto|pixels|features"}, description=__doc__))
+    options={"file": "NAME.h5", "image": "auto|pixels|features"}, description=__doc__,
+    layouts={"presplit": "a generic pre-split HDF5 file (train_data / test_data / data_set "
+                         "keys); not checked against a released loader"}))

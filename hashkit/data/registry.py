@@ -39,7 +39,8 @@ class DatasetInfo:
 
     ``reader(root: Path, **options) -> Dataset`` reads the files (no split yet);
     ``protocols`` maps protocol names to :class:`Protocol`; ``needs_files`` is False for the
-    shipped and generated sets.
+    shipped and generated sets; ``layouts`` names, for each file layout, the repository whose
+    loader defines it.
     """
 
     name: str
@@ -52,6 +53,7 @@ class DatasetInfo:
     needs_files: bool = True
     options: dict = field(default_factory=dict)
     description: str = ""
+    layouts: dict = field(default_factory=dict)   # layout name -> repository/loader defining it
 
 
 _REGISTRY: dict[str, DatasetInfo] = {}
@@ -123,7 +125,8 @@ def load(name: str, root=None, seed: int | None = 0, protocol: str | Protocol | 
     seed : int or None
         Seed of the split (``np.random.default_rng(seed)``). Default 0.
     protocol : str or Protocol, optional
-        A protocol name of the dataset (default: its standard one) or a custom ``Protocol``.
+        A protocol name of the dataset (default: its standard one, or the stored split for a
+        layout that holds one) or a custom ``Protocol``.
     manifest : path or Manifest, optional
         Reuse a saved split exactly (``seed``/``protocol`` are then ignored). With ``verify``
         the label checksum and the source-file checksums must match.
@@ -180,11 +183,20 @@ def load(name: str, root=None, seed: int | None = 0, protocol: str | Protocol | 
     if isinstance(protocol, Protocol):
         proto = protocol
     else:
-        pname = protocol or info.default_protocol
+        pname = protocol or getattr(ds, "default_protocol", None) or info.default_protocol
         if pname not in info.protocols:
             raise ValueError(f"protocol: expected one of {sorted(info.protocols)} for "
                              f"{info.name}, got {pname!r}")
         proto = info.protocols[pname]
+    if ds.presplit is not None and proto.kind != "presplit":
+        stored = sorted(k for k, p in info.protocols.items() if p.kind == "presplit")
+        raise ValueError(f"protocol: the {ds.options.get('layout', 'file')} layout of "
+                         f"{info.name} stores its split, expected one of {stored}, got "
+                         f"{proto.name!r}")
+    if ds.presplit is None and proto.kind == "presplit":
+        raise ValueError(f"protocol: {proto.name!r} reads the split stored in a pre-split "
+                         f"layout, but the {ds.options.get('layout', 'files')} layout of "
+                         f"{info.name} stores none")
     idx = make_split(ds.labels, proto, seed, dataset=info.name, presplit=ds.presplit)
     man = Manifest(dataset=info.name, protocol=proto.name, kind=proto.kind, seed=seed, n=ds.n,
                    sources=[file_checksum(f) for f in ds.files] if checksums else [],

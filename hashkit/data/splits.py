@@ -24,7 +24,7 @@ import numpy as np
 
 from hashkit._io import atomic_path
 
-KINDS = ("random", "stratified", "per-class", "fixed", "presplit")
+KINDS = ("random", "stratified", "per-class", "fixed", "presplit", "permutation")
 MANIFEST_VERSION = 1
 
 
@@ -36,18 +36,29 @@ class Protocol:
     ----------
     name : str
     query : int or float        number of queries; a float in (0, 1) is a fraction of the items
-    train : int or float        training items, drawn from the retrieval set (float: fraction)
+    train : int, float or None  training items, drawn from the retrieval set (float: fraction;
+                                None: the whole retrieval set)
     val : int or float          validation queries, drawn from the retrieval set (float: fraction)
     retrieval : int or None     retrieval-set size; None = every item that is not a query
-    kind : {"random", "stratified", "per-class", "fixed", "presplit"}
+    kind : {"random", "stratified", "per-class", "fixed", "presplit", "permutation"}
         ``random``: uniform without replacement. ``stratified``: single-label data, every class
         in proportion. ``per-class``: for each label in turn, ``query_per_class`` queries and
-        ``train_per_class`` training items among items carrying it and not yet taken (DJSRH's
-        NUS-WIDE protocol). ``fixed``: the unshuffled split of the DCMH ports (first ``query``
-        items are queries, the next ``retrieval`` the database, its first ``train`` items the
-        training set, the following ``val`` the validation set). ``presplit``: the file holds
-        the split; only ``val`` is drawn (at most a tenth of the retrieval set).
+        ``train_per_class`` training items among items carrying it and not yet taken, the
+        first label taking ``first_query_per_class`` / ``first_train_per_class`` when set;
+        then training items topped up to ``train`` from the rest of the retrieval set (DJSRH
+        ``datasets.py``: MIRFLICKR 160/400 then 80/200, NUS-WIDE 200/500). Randomness is
+        consumed as DJSRH does (a permutation of every item carrying the label, then the taken
+        ones filtered out), so a transcription of its loop with the same generator gives the
+        same indices. ``fixed``: the unshuffled split of the DCMH PyTorch port (first
+        ``query`` items are queries, the next ``retrieval`` the database, its first ``train``
+        items the training set, the following ``val`` the validation set). ``permutation``:
+        torchcmh's ``split_data``: ``np.random.seed(seed); perm = np.random.permutation(n)``,
+        queries ``perm[:query]``, training items ``perm[query:query + train]``, retrieval
+        ``perm[query:]`` (pass torchcmh's seed to get its split). ``presplit``: the file holds
+        the split; only ``val`` is drawn (at most a tenth of the retrieval set), and ``train``
+        too when the file stores none (``None``: the whole retrieval set).
     query_per_class, train_per_class : int, for ``per-class``
+    first_query_per_class, first_train_per_class : int, for ``per-class`` (0: as the others)
     source : str                where the numbers come from
     """
 
@@ -60,6 +71,8 @@ class Protocol:
     query_per_class: int = 0
     train_per_class: int = 0
     source: str = ""
+    first_query_per_class: int = 0
+    first_train_per_class: int = 0
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -222,6 +235,8 @@ def labels_checksum(labels: np.ndarray) -> str:
 
 
 def _count(q, n) -> int:
+    if q is None:
+        return n
     if isinstance(q, float) and 0 < q < 1:
         return int(round(q * n))
     return int(q)
@@ -284,11 +299,18 @@ def make_split(labels: np.ndarray, protocol: Protocol, seed: int | None = 0,
     if kind == "presplit":
         if presplit is None:
             raise ValueError(f"{dataset}: protocol 'presplit' needs a file that holds the split")
-        query, retrieval, train = (np.asarray(presplit[k], np.int64)
-                                   for k in ("query", "retrieval", "train"))
+        query, retrieval = (np.asarray(presplit[k], np.int64) for k in ("query", "retrieval"))
+        if presplit.get("train") is not None:
+            train = np.asarray(presplit["train"], np.int64)
+        else:   # the file stores query and database only: training items come from the database
+            nt = _count(protocol.train, len(retrieval))
+            _need("training", nt, len(retrieval), dataset)
+            train = retrieval.copy() if nt == len(retrieval) else _pick(rng, retrieval, nt)
         # the file's sizes are not known in advance: never take more than a tenth of them
         nv = min(nv, len(retrieval) // 10)
-        val = _draw_val(rng, retrieval, np.zeros(0, np.int64), nv, dataset)
+        outside = train if len(retrieval) - len(np.intersect1d(retrieval, train)) >= nv \
+            else np.zeros(0, np.int64)
+        val = _draw_val(rng, retrieval, outside, nv, dataset)
         return {"query": query, "retrieval": retrieval, "train": train, "val": val}
 
     if kind == "fixed":
@@ -335,21 +357,38 @@ def make_split(labels: np.ndarray, protocol: Protocol, seed: int | None = 0,
         taken = np.zeros(n, dtype=bool)
         query, train = [], []
         for j in range(labels.shape[1]):
-            members = np.nonzero((labels[:, j] == 1) & ~taken)[0]
-            members = rng.permutation(members)
-            q = members[:protocol.query_per_class]
-            t = members[protocol.query_per_class:
-                        protocol.query_per_class + protocol.train_per_class]
+            nqc, ntc = protocol.query_per_class, protocol.train_per_class
+            if j == 0:
+                nqc = protocol.first_query_per_class or nqc
+                ntc = protocol.first_train_per_class or ntc
+            # DJSRH: permute every item carrying label j, then drop the ones already taken
+            index = np.nonzero(labels[:, j] == 1)[0]
+            index = index[rng.permutation(len(index))]
+            members = index[~taken[index]]
+            q = members[:nqc]
+            t = members[nqc:nqc + ntc]
             taken[q] = True
             taken[t] = True
             query.append(q)
             train.append(t)
-        query = np.sort(np.concatenate(query)).astype(np.int64)
-        train = np.sort(np.concatenate(train)).astype(np.int64)
+        query = np.concatenate(query).astype(np.int64)
+        train = np.concatenate(train).astype(np.int64)
         retrieval = np.setdiff1d(np.arange(n, dtype=np.int64), query)
         if len(train) < nt:  # rare labels ran out: top up from the rest of the retrieval set
-            extra = _pick(rng, np.setdiff1d(retrieval, train), nt - len(train))
-            train = np.sort(np.concatenate([train, extra]))
+            pick = retrieval[~np.isin(retrieval, train)]
+            pick = pick[rng.permutation(len(pick))]
+            train = np.concatenate([train, pick[:nt - len(train)]])
+        query, train = np.sort(query), np.sort(train)
+        val = _draw_val(rng, retrieval, train, nv, dataset)
+        return {"query": query, "retrieval": retrieval, "train": train, "val": val}
+
+    if kind == "permutation":
+        _need("query", nq, n, dataset)
+        _need("training", nt, n - nq, dataset)
+        perm = np.random.RandomState(seed).permutation(n)   # torchcmh: np.random.seed(seed)
+        query = np.sort(perm[:nq]).astype(np.int64)
+        retrieval = np.sort(perm[nq:]).astype(np.int64)
+        train = np.sort(perm[nq:nq + nt]).astype(np.int64)
         val = _draw_val(rng, retrieval, train, nv, dataset)
         return {"query": query, "retrieval": retrieval, "train": train, "val": val}
 

@@ -71,7 +71,7 @@ def cca(x: np.ndarray, y: np.ndarray, ncomp: int, ridge: float = 1e-3):
 
 
 def build(source: str | Path, out: str | Path = OUT) -> Path:
-    from hashkit.codes import save_code_file
+    from hashkit.codefile import save_code_file
 
     source = Path(source)
     img, labels = read_view(source, "pix")

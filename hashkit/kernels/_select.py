@@ -6,12 +6,13 @@ kept so that asking for that backend explicitly (or ``hashkit info``) can quote 
 Backends, in the order ``"auto"`` prefers them for host (NumPy) codes:
 
 - ``"cpp"``: ``hashkit._core``, C++ with SIMD paths chosen at run time;
-- ``"numba"``: ``hashkit._numba``, the same contract JIT-compiled; identical results;
-- ``"cuda"``: ``hashkit._cuda_backend`` over ``hashkit._cuda``; chosen by ``"auto"`` only for
+- ``"numba"``: ``hashkit.kernels._numba``, the same contract JIT-compiled; identical results;
+- ``"cuda"``: ``hashkit.kernels._cuda`` over ``hashkit._cuda``; chosen by ``"auto"`` only for
   device-resident codes (a PyTorch CUDA tensor or a CuPy array).
 
 ``HASHKIT_BACKEND`` (``cpp`` / ``numba``) overrides what ``"auto"`` picks for host codes; it
-never overrides an explicit request.
+never overrides an explicit request. The placement policy as a whole is written down in
+``hashkit/kernels/__init__.py``; :func:`resolve` is where it is decided.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import warnings
 from types import ModuleType
 
 __all__ = ["get", "available", "reasons", "info", "resolve", "NAMES"]
 
 NAMES = ("cpp", "numba", "cuda")
-_MODULES = {"cpp": "hashkit._core", "numba": "hashkit._numba", "cuda": "hashkit._cuda_backend"}
+_MODULES = {"cpp": "hashkit._core", "numba": "hashkit.kernels._numba", "cuda": "hashkit.kernels._cuda"}
 
 _lock = threading.Lock()
 _loaded: dict[str, ModuleType] = {}
 _failed: dict[str, str] = {}
+_warned_host_fallback = False
 
 
 def _load(name: str) -> ModuleType | None:
@@ -65,6 +68,9 @@ def reasons() -> dict[str, str]:
 def resolve(backend: str = "auto", device: bool = False) -> str:
     """The backend name that ``backend`` stands for, for host (``device=False``) or device codes.
 
+    ``"auto"`` for device codes is ``"cuda"`` when it can run, else the host backend, with a
+    ``RuntimeWarning`` (once per process) saying that the codes are copied to the host and why.
+
     Raises
     ------
     ValueError
@@ -75,9 +81,11 @@ def resolve(backend: str = "auto", device: bool = False) -> str:
     if backend not in ("auto",) + NAMES:
         raise ValueError(f"backend: expected one of 'auto', 'cpp', 'numba', 'cuda', got {backend!r}")
     if backend == "auto":
-        if device:
+        if device and _load("cuda") is not None:
             backend = "cuda"
         else:
+            if device:
+                _warn_host_fallback()
             env = os.environ.get("HASHKIT_BACKEND", "").strip().lower()
             if env:
                 if env not in ("cpp", "numba"):
@@ -94,14 +102,25 @@ def resolve(backend: str = "auto", device: bool = False) -> str:
     return backend
 
 
+def _warn_host_fallback() -> None:
+    global _warned_host_fallback
+    if _warned_host_fallback:
+        return
+    _warned_host_fallback = True
+    warnings.warn("hashkit: device codes but no usable CUDA backend "
+                  f"({_failed.get('cuda', 'unknown reason')}); copying them to the host and running "
+                  "there (pass backend='cuda' to make this an error; this warning is shown once)",
+                  RuntimeWarning, stacklevel=4)
+
+
 def get(backend: str = "auto", device: bool = False) -> ModuleType:
-    """The module implementing the kernel contract (docs/INTERNALS.md) for ``backend``."""
+    """The module implementing the kernel contract (:class:`hashkit.kernels.KernelBackend`)."""
     return _loaded[resolve(backend, device)]
 
 
 def info() -> dict:
     """What was built and what runs: for ``hashkit info`` and bug reports."""
-    from . import __version__
+    from .._version import __version__
 
     out: dict = {"version": __version__, "backends": {}, "default": None}
     for n in NAMES:

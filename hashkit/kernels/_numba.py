@@ -1,6 +1,7 @@
 """Numba fallback backend: the kernel contract of ``docs/INTERNALS.md``.
 
-Same functions, signatures, dtypes and results as the compiled ``hashkit._core``:
+Same functions, signatures, dtypes and results as the compiled ``hashkit._core`` (the
+``hashkit.kernels.KernelBackend`` protocol):
 ``hamming``, ``topk``, ``radius``, ``hist_stats``, ``rank_stats``. Integer outputs are identical
 to every other backend; float sums are formed in the same order as the C++ backend (written down
 at :func:`_rank_stats_kernel`), so the two CPU backends agree bit for bit.
@@ -25,7 +26,7 @@ import numpy as np
 
 __all__ = ["hamming", "topk", "radius", "hist_stats", "rank_stats", "threading_layer"]
 
-# Read by hashkit._backend: whether Numba is installed, found without importing it.
+# Read by hashkit.kernels._select: whether Numba is installed, found without importing it.
 AVAILABLE = importlib.util.find_spec("numba") is not None
 REASON = "" if AVAILABLE else "ModuleNotFoundError: No module named 'numba'"
 
@@ -483,11 +484,18 @@ def _jit() -> SimpleNamespace:
 # several threads onto tiny inputs.
 _MIN_WORK_PER_THREAD = 1 << 17
 
+# Numba's workqueue threading layer (what Numba falls back to where neither TBB nor OpenMP
+# loads, e.g. macOS without libomp) is not thread-safe: two Python threads launching parallel
+# kernels at once abort the process (SIGABRT, issue 14). Under that layer, and only there,
+# launches are serialised by this lock; TBB and OpenMP run concurrent callers in parallel.
+_workqueue_lock = threading.Lock()
+
 
 class _threads:
     """Run a kernel on ``nthreads`` Numba threads (0 = all), restoring the caller's setting.
 
     At most one thread per query row and per ``_MIN_WORK_PER_THREAD`` units of work are used.
+    Under the workqueue threading layer one kernel runs at a time (see ``_workqueue_lock``).
     """
 
     def __init__(self, nthreads, q, db):
@@ -499,14 +507,21 @@ class _threads:
         numba = _jit().numba
         nthreads = _as_int(self.nthreads, "nthreads", 0)
         most = numba.config.NUMBA_NUM_THREADS
-        self.previous = numba.get_num_threads()
+        self.previous = numba.get_num_threads()  # also starts the threading layer: it is known now
+        self.lock = _workqueue_lock if numba.threading_layer() == "workqueue" else None
         n = most if nthreads == 0 else min(nthreads, most)
         n = max(1, min(n, self.rows, self.work // max(1, _MIN_WORK_PER_THREAD)))
+        if self.lock is not None:
+            self.lock.acquire()
         numba.set_num_threads(n)
         return n
 
     def __exit__(self, *exc) -> None:
-        _jit().numba.set_num_threads(self.previous)
+        try:
+            _jit().numba.set_num_threads(self.previous)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def threading_layer() -> str:
@@ -635,7 +650,7 @@ def topk(q, db, nbits, k, nthreads=0, out=None):
         out_d = np.empty((q.shape[0], k), np.int32)
         out_i = np.empty((q.shape[0], k), np.int64)
     else:  # checked again here: the kernels do not bounds-check their writes
-        from ._validate import check_topk_out
+        from .._validate import check_topk_out
 
         out_d, out_i = check_topk_out(out, q.shape[0], k)
     bad = np.zeros(q.shape[0], np.uint8)
@@ -657,12 +672,12 @@ def radius(q, db, nbits, r, nthreads=0):
     -------
     (lims int64 (Q + 1,), idx int64 (M,), dist int32 (M,))
         Query ``i``'s items are ``idx[lims[i]:lims[i + 1]]``, ordered by (distance, index).
-        ``r >= nbits`` returns every item.
+        ``r >= nbits`` (of any size) returns every item.
 
     Raises
     ------
     TypeError, ValueError
-        Wrong dtype/shape/layout, ``r < 0``, or non-zero padding bits.
+        Wrong dtype/shape/layout, ``r`` not a non-negative integer, or non-zero padding bits.
 
     Examples
     --------
@@ -670,7 +685,9 @@ def radius(q, db, nbits, r, nthreads=0):
     (array([0, 2]), array([2, 1]), array([0, 1], dtype=int32))
     """
     nbits = _pair(q, db, nbits)
-    r = min(_as_int(r, "r", 0), nbits)
+    from .._validate import check_radius  # the one radius rule (any size; clamped to nbits)
+
+    r = check_radius(r, "r", nbits)
     jit = _jit()
     nq = q.shape[0]
     counts = np.empty(nq, np.int64)

@@ -1,6 +1,7 @@
 """CUDA implementation of the kernel contract (docs/INTERNALS.md), over ``hashkit._cuda``.
 
-Same functions and signatures as ``hashkit._numba`` / ``hashkit._core``; see docs/CUDA.md.
+Same functions and signatures as ``hashkit.kernels._numba`` / ``hashkit._core`` (the
+``hashkit.kernels.KernelBackend`` protocol, checked by tests/test_contract.py); see docs/CUDA.md.
 
 Arrays in, arrays out:
 
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _validate as V
+from .. import _validate as V
 
 __all__ = ["hamming", "topk", "radius", "hist_stats", "rank_stats", "device_info", "build_info"]
 
@@ -42,7 +43,7 @@ _state: tuple[bool, str] | None = None
 
 
 def _ext():
-    from . import _cuda
+    from .. import _cuda  # the compiled module, hashkit._cuda
 
     return _cuda
 
@@ -157,6 +158,34 @@ class _Ctx:
             return t.empty(shape, dtype=getattr(t, dtype), device=t.device("cuda", self.device))
         with self._cupy.cuda.Device(self.device):
             return self._cupy.empty(shape, dtype=dtype)
+
+    def out_pair(self, out, shape):
+        """Check ``out=(dist, idx)`` for :func:`topk`: this framework and device, int32 / int64,
+        ``shape``, C-contiguous, not sharing memory."""
+        want = (f"a tuple (dist, idx) of {self.framework} arrays on cuda:{self.device}: int32 and int64, "
+                f"shape {shape}, C-contiguous")
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError(f"out: expected {want}, got {V.describe(out)}")
+        for part, a, dtype in (("dist", out[0], "int32"), ("idx", out[1], "int64")):
+            kind = _kind(a)
+            if kind != self.framework or (kind == "torch" and not a.is_cuda):
+                raise TypeError(f"out ({part}): expected a {self.framework} CUDA array, got {V.describe(a)}")
+            if str(a.dtype).replace("torch.", "") != dtype:
+                raise TypeError(f"out ({part}): expected dtype {dtype}, got {V.describe(a)}")
+            if tuple(a.shape) != tuple(shape):
+                raise ValueError(f"out ({part}): expected shape {tuple(shape)}, got {tuple(a.shape)}")
+            dev = int(a.device.index) if kind == "torch" else int(a.device.id)
+            if dev != self.device:
+                raise ValueError(f"out ({part}): expected an array on cuda:{self.device}, got {V.describe(a)}")
+            contiguous = a.is_contiguous() if kind == "torch" else a.flags.c_contiguous
+            if not contiguous:
+                raise ValueError(f"out ({part}): expected a C-contiguous array")
+        d, i = out
+        lo_d, lo_i = self.ptr(d), self.ptr(i)
+        if lo_d < lo_i + 8 * int(i.numel() if self.framework == "torch" else i.size) and \
+                lo_i < lo_d + 4 * int(d.numel() if self.framework == "torch" else d.size):
+            raise ValueError("out: dist and idx must not share memory")
+        return d, i
 
     def ptr(self, a) -> int:
         if self.framework == "torch":
@@ -276,7 +305,7 @@ def _int(x, name: str, lo: int, hi: int | None = None) -> int:
 # the kernel contract
 
 def hamming(q, db, nthreads=0):
-    """All distances: ``int32 (Q, N)``. See :func:`hashkit._numba.hamming`."""
+    """All distances: ``int32 (Q, N)``. See :func:`hashkit.kernels._numba.hamming`."""
     ext, ctx, qa, da, _, _ = _prepare(q, db)
     nq, w = (int(s) for s in qa.shape)
     n = int(da.shape[0])
@@ -285,15 +314,23 @@ def hamming(q, db, nthreads=0):
     return ctx.result(out)
 
 
-def topk(q, db, nbits, k, nthreads=0):
-    """``(dist int32 (Q, k), idx int64 (Q, k))`` sorted by (distance, index)."""
+def topk(q, db, nbits, k, nthreads=0, out=None):
+    """``(dist int32 (Q, k), idx int64 (Q, k))`` sorted by (distance, index).
+
+    ``out=(dist, idx)``: device arrays of the inputs' framework and device (int32 and int64,
+    shape ``(Q, k)``, C-contiguous, not overlapping) to write into and return, as the CPU
+    backends' ``out=`` does with NumPy arrays.
+    """
     ext, ctx, qa, da, _, _ = _prepare(q, db)
     nq, w = (int(s) for s in qa.shape)
     n = int(da.shape[0])
     nbits = _int(nbits, "nbits", 1, 64 * w)
     k = _int(k, "k", 1, n)
-    dist = ctx.empty((nq, k), "int32")
-    idx = ctx.empty((nq, k), "int64")
+    if out is None:
+        dist = ctx.empty((nq, k), "int32")
+        idx = ctx.empty((nq, k), "int64")
+    else:
+        dist, idx = ctx.out_pair(out, (nq, k))
     ext.topk(ctx.ptr(qa), ctx.ptr(da), nq, n, w, nbits, k, ctx.ptr(dist), ctx.ptr(idx), ctx.stream, ctx.device,
              _scratch_bytes())
     return ctx.result(dist), ctx.result(idx)
@@ -305,7 +342,7 @@ def radius(q, db, nbits, r, nthreads=0):
     nq, w = (int(s) for s in qa.shape)
     n = int(da.shape[0])
     nbits = _int(nbits, "nbits", 1, 64 * w)
-    r = min(_int(r, "r", 0), nbits)
+    r = V.check_radius(r, "r", nbits)  # the one radius rule (any size; clamped to nbits)
     lims = ctx.empty((nq + 1,), "int64")
     scratch = _scratch_bytes()
     total = ext.radius_count(ctx.ptr(qa), ctx.ptr(da), nq, n, w, nbits, r, ctx.ptr(lims), ctx.stream, ctx.device,
