@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "parallel.h"
 #include "simd.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -77,44 +78,6 @@ MihVerifyFn pick_verify() {
     if (active_isa() != Isa::scalar) return mih_popcnt::verify;
 #endif
     return mih_scalar::verify;
-}
-
-// Runs work(i) for i in [0, n) on up to `nthreads` threads, each with its own worker from
-// make(); the first exception is rethrown after every thread has stopped.
-template <class Make>
-void run_items(int64_t n, int nthreads, Make make) {
-    if (n <= 0) return;
-    const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(nthreads, n));
-    std::atomic<int64_t> next{0};
-    std::atomic<bool> failed{false};
-    std::exception_ptr err;
-    std::mutex mu;
-    auto loop = [&]() {
-        try {
-            auto worker = make();
-            for (;;) {
-                if (failed.load(std::memory_order_relaxed)) break;
-                const int64_t i = next.fetch_add(1, std::memory_order_relaxed);
-                if (i >= n) break;
-                worker(i);
-            }
-        } catch (...) {
-            std::lock_guard<std::mutex> g(mu);
-            if (!err) err = std::current_exception();
-            failed = true;
-        }
-    };
-    std::vector<std::thread> pool;
-    for (int64_t t = 1; t < nt; ++t) {
-        try {
-            pool.emplace_back(loop);
-        } catch (...) {
-            break;  // fewer threads than asked: the others take the work
-        }
-    }
-    loop();
-    for (auto& th : pool) th.join();
-    if (err) std::rethrow_exception(err);
 }
 
 double binom(int n, int64_t k) {
@@ -364,7 +327,7 @@ int64_t mih_offsets_size(const std::vector<MihSub>& subs) {
 void mih_build(Codes db, const std::vector<MihSub>& subs, int nthreads, uint32_t* offsets,
                uint32_t* ids) {
     const int64_t m = static_cast<int64_t>(subs.size()), n = db.n, w = db.w;
-    run_items(m, nthreads, [&]() {
+    run_blocks(m, nthreads, [&]() {
         return [&](int64_t j) {
             const MihSub& s = subs[static_cast<size_t>(j)];
             uint32_t* off = offsets + s.base;
@@ -402,7 +365,7 @@ std::vector<uint64_t> fallback_rows(Codes q, const int64_t* work, std::vector<in
 bool mih_topk(Codes q, Codes db, int64_t nbits, const MihTables& t, int64_t k, int64_t limit,
               int nthreads, int32_t* dist, int64_t* idx, int64_t* work) {
     std::atomic<bool> bad{false};
-    run_items(q.n, nthreads, [&]() {
+    run_blocks(q.n, nthreads, [&]() {
         auto sp = std::make_shared<Searcher>(t, db, nbits, limit);
         return [&, sp](int64_t i) {
             int64_t wk = 0;
@@ -431,7 +394,7 @@ bool mih_radius(Codes q, Codes db, int64_t nbits, const MihTables& t, int64_t r,
     std::atomic<bool> bad{false};
     std::vector<std::vector<uint64_t>> res(static_cast<size_t>(q.n));
     const int64_t rr = std::min(r, nbits);
-    run_items(q.n, nthreads, [&]() {
+    run_blocks(q.n, nthreads, [&]() {
         auto sp = std::make_shared<Searcher>(t, db, nbits, limit);
         return [&, sp](int64_t i) {
             int64_t wk = 0;

@@ -26,7 +26,7 @@ from ..metrics.compat import VARIANTS, compat_prepared
 from ..metrics.radius import AVERAGE, DEFAULT_AVERAGE, _precision_radius, _recall_radius
 from ..metrics.ranking import (EMPTY, NORMALIZE, TIES, _acg_values, _ap_values, _check_map_k, _finish_curve,
                                _keep, _ks, _mean, _ndcg_values, _precision_values, _recall_values)
-from ..metrics.report import assemble, parse_metrics
+from ..metrics.report import assemble, check_report_options
 from . import _worker as W
 from ._common import check_client, gather_all, offsets, shard_sizes, workers
 
@@ -252,11 +252,7 @@ def report(qB, rB, qL, rL, metrics=("map",), ks=None, ties: str = "index", radiu
     """:func:`hashkit.metrics.report`, sharded: every requested metric from one sharded pass
     (histograms, then the chained ranking pass), the same values as on one machine (the same
     formula layer, :func:`hashkit.metrics.report.assemble`, on the sharded statistics)."""
-    wanted = parse_metrics(metrics)
-    V.check_bool(details, "details")
-    V.check_bool(per_query, "per_query")
-    V.check_choice(ties, TIES, "ties")
-    V.check_choice(radius_average, AVERAGE, "radius_average")
+    wanted = check_report_options(metrics, ties, radius_average, details, per_query)
     p = _prepared(qB, rB, qL, rL, backend, nthreads)
     n = _nshards(client, nshards)
 

@@ -190,13 +190,20 @@ def report(qB, rB, qL, rL, metrics: Sequence[str] | str = ("map",), ks=None, tie
     >>> round(r["map"], 4), r["p@2"], r["p@r1/pooled"]
     (0.5833, 0.5, 0.5)
     """
+    wanted = check_report_options(metrics, ties, radius_average, details, per_query)
+    p = prepare_pair(qB, rB, qL, rL, backend, nthreads)
+    return assemble(p, gather, wanted, ks, ties, radius_average, pk_grid_spec, details, per_query)
+
+
+def check_report_options(metrics, ties: str, radius_average: str, details: bool, per_query: bool) -> list[str]:
+    """The metric names :func:`report` computes, after checking its options (shared with the
+    sharded report of :mod:`hashkit.distributed`)."""
     wanted = parse_metrics(metrics)
     V.check_bool(details, "details")
     V.check_bool(per_query, "per_query")
     V.check_choice(ties, TIES, "ties")
     V.check_choice(radius_average, AVERAGE, "radius_average")
-    p = prepare_pair(qB, rB, qL, rL, backend, nthreads)
-    return assemble(p, gather, wanted, ks, ties, radius_average, pk_grid_spec, details, per_query)
+    return wanted
 
 
 def assemble(p, gather_fn, wanted: list[str], ks, ties: str, radius_average: str, pk_grid_spec,
