@@ -77,7 +77,7 @@ assert os.path.samefile(c.__file__, os.environ['HASHKIT_SANITIZED_CORE']), c.__f
 print('sanitized hashkit._core:', c.__file__)
 "
 if [ $# -eq 0 ]; then
-    set -- tests/test_kernels.py tests/test_bindings.py tests/test_bad_input.py tests/test_fuzz_api.py
+    set -- tests/test_kernels.py tests/test_bindings.py tests/test_bad_input.py tests/test_fuzz_api.py tests/test_mih.py
 fi
 # --capture=sys: a report is written to file descriptor 2 by the process that then dies at once;
 # pytest's default fd capture would swallow it with the process.
