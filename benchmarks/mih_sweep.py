@@ -58,10 +58,22 @@ def main() -> None:
     ap.add_argument("--radii", default="0,1,2,3,4,5,6,8")
     ap.add_argument("--ks", default="1,10,100,1000")
     ap.add_argument("--m", type=int, default=None)
+    ap.add_argument("--codes", default=None, metavar="FILE",
+                    help="codes from a trained method instead of generated ones: a code file or run folder "
+                         "(as hashkit eval reads it); its db_image codes are the database, its "
+                         "query_image codes the queries (--n, --bits, --kind, --queries are then taken from it)")
     a = ap.parse_args()
-    rng = np.random.default_rng(a.n + a.bits)
-    db = codes(a.kind, a.n, a.bits, rng)
-    q = codes(a.kind, a.queries, a.bits, rng)
+    if a.codes:
+        from hashkit.codefile import code_sets, load_code_file
+
+        cf = load_code_file(code_sets(a.codes)[0])
+        db, q = cf.db_image.numpy().words, cf.query_image.numpy().words
+        a.n, a.bits, a.kind, a.queries = db.shape[0], cf.db_image.nbits, f"trained ({a.codes})", q.shape[0]
+        a.scan_queries = min(a.scan_queries, a.queries)
+    else:
+        rng = np.random.default_rng(a.n + a.bits)
+        db = codes(a.kind, a.n, a.bits, rng)
+        q = codes(a.kind, a.queries, a.bits, rng)
     qs = np.ascontiguousarray(q[: a.scan_queries])
     ix = MIHIndex(a.bits, a.m, nthreads=a.threads)
     ix.add(hashkit.Codes(db, a.bits))
