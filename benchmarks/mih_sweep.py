@@ -31,7 +31,7 @@ def codes(kind, n, nbits, rng):
     centres = np.random.default_rng(7).integers(0, 2**64, (ncent, w), dtype=np.uint64)
     out = centres[rng.integers(0, ncent, n)]
     flip = rng.integers(0, 2**64, (n, w), dtype=np.uint64)
-    for _ in range(4):
+    for _ in range(4):  # AND of five random words: each bit flips with p = 1/32
         flip &= rng.integers(0, 2**64, (n, w), dtype=np.uint64)
     return np.ascontiguousarray(out ^ flip)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from mih_sweep import codes  # the script beside this file (pytest puts benchmarks/ on sys.path)
 import pytest
 
 import hashkit
@@ -53,17 +54,7 @@ FAISS_MAX = 10_000_000 * 64   # N x bits above which FAISS's hash indexes are no
 IMPLS = ("hashkit", "hashkit linear scan", "faiss IndexBinaryMultiHash", "faiss IndexBinaryHash")
 
 
-def _codes(kind: str, n: int, nbits: int, rng) -> np.ndarray:
-    w = nbits // 64
-    if kind == "random":
-        return rng.integers(0, 2**64, (n, w), dtype=np.uint64)
-    ncent = max(16, n // 200)
-    centres = np.random.default_rng(7).integers(0, 2**64, (ncent, w), dtype=np.uint64)
-    codes = centres[rng.integers(0, ncent, n)]
-    flip = rng.integers(0, 2**64, (n, w), dtype=np.uint64)
-    for _ in range(4):  # AND of five random words: each bit flips with p = 1/32
-        flip &= rng.integers(0, 2**64, (n, w), dtype=np.uint64)
-    return np.ascontiguousarray(codes ^ flip)
+_codes = codes  # benchmarks/mih_sweep.py: random or clustered codes, the same in both
 
 
 class Case:

@@ -69,3 +69,15 @@ def backend(request) -> Kernels:
 def cpu_backends() -> dict[str, Kernels]:
     """The CPU backends that loaded (``cpp``, ``numba``), by name."""
     return {n: Kernels(n) for n in available_backends() if n in ("cpp", "numba")}
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: tiny networks gain nothing from threads, and on a
+    loaded 2-core machine OpenMP's spinning makes them ten times slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

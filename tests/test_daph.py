@@ -13,13 +13,7 @@ from hashkit.methods.base import TrainData
 from hashkit.methods.daph import (DAPH, class_proxy_loss, class_separation, proxy_margin_loss, proxy_nll,
                                   proxy_selection, proxy_terms, quantization_tf, weighted_proxy_loss)
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny networks gain nothing from threads; on a loaded 2-core machine they lose a lot.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 T = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731

@@ -17,13 +17,7 @@ from hashkit.methods.base import TrainData
 from hashkit.methods.gch import (GCH, GCHTry1, GCHTry2, cross_modal_fusion, feature_alignment,
                                  label_adjacency, label_code_pull)
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny networks gain nothing from threads; on a loaded 2-core machine they lose a lot.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 TINY = {"embed_dim": 16, "hidden_dim": 16, "gcn_hidden": 8, "batch_size": 20, "epochs": 2}

@@ -62,14 +62,7 @@ def tiny_dataset(seed: int = 0, n: int = 96, nlabels: int = 5, image_dim: int = 
 SMALL = {"epochs": 2, "batch_size": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny networks gain nothing from threads, and on a loaded 2-core machine OpenMP's spinning
-    # makes them ten times slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 class MethodContract:

@@ -117,12 +117,7 @@ def _train(seed=0, n=40):
 SMALL = {"epochs": 2, "pretrain_epochs": 1, "hidden": 16, "batch_size": 16, "candidates": 10, "knn": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def test_every_phase_runs_without_labels():

@@ -26,42 +26,13 @@ lane ``k % 8``, bucket ``b`` = smallest ``c`` with ``cutoffs[c] >= pos``,
 from __future__ import annotations
 
 import math
-import threading
 from types import SimpleNamespace
 
 import numpy as np
 
+from ..kernels._numba import KernelSet, _bucket, _popcount  # noqa: F401  (helpers of the chain kernel)
+
 prange = range
-
-_U0 = np.uint64(0)
-_U1 = np.uint64(1)
-_U2 = np.uint64(2)
-_U4 = np.uint64(4)
-_U56 = np.uint64(56)
-_M1 = np.uint64(0x5555555555555555)
-_M2 = np.uint64(0x3333333333333333)
-_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
-_H01 = np.uint64(0x0101010101010101)
-
-
-def _popcount(x):
-    x = x - ((x >> _U1) & _M1)
-    x = (x & _M2) + ((x >> _U2) & _M2)
-    x = (x + (x >> _U4)) & _M4
-    return np.int64((x * _H01) >> _U56)
-
-
-def _bucket(cutoffs, pos):
-    lo = 0
-    hi = cutoffs.shape[0]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cutoffs[mid] < pos:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
 
 def _chain_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, start_all, start_rel, k0,
                   lanes, b_ap, b_dcg, b_rel, b_gain, gain_hist, bad):
@@ -109,25 +80,11 @@ def _chain_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, star
                 gain_hist[qi, g] += 1
 
 
-_lock = threading.Lock()
-_compiled: SimpleNamespace | None = None
+_kernels = KernelSet(globals(), ("_popcount", "_bucket"), ("_chain_kernel",))
 
 
 def _jit() -> SimpleNamespace:
-    global _compiled
-    if _compiled is None:
-        with _lock:
-            if _compiled is None:
-                import numba
-
-                g = globals()
-                g["prange"] = numba.prange
-                helper = numba.njit(cache=True, nogil=True)
-                for name in ("_popcount", "_bucket"):
-                    g[name] = helper(g[name])
-                _compiled = SimpleNamespace(numba=numba,
-                                            chain=numba.njit(parallel=True, cache=True, nogil=True)(_chain_kernel))
-    return _compiled
+    return _kernels.get()
 
 
 def chain(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, start_all, start_rel, k0, state,
@@ -151,7 +108,7 @@ def chain(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, start_all, s
     most = numba.config.NUMBA_NUM_THREADS
     numba.set_num_threads(max(1, min(most if not nthreads else nthreads, most, nq)))
     try:
-        jit.chain(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, start_all, start_rel, k0,
+        jit._chain_kernel(q, db, ql, dbl, nbits, cutoffs, first_m, graded, nlabels, start_all, start_rel, k0,
                   lanes, b_ap, b_dcg, b_rel, b_gain, gain_hist, bad)
     finally:
         numba.set_num_threads(prev)

@@ -451,31 +451,45 @@ _HELPERS = ("_popcount", "_distance", "_shared_labels", "_relevant", "_bucket",
 _KERNELS = ("_hamming_kernel", "_topk_kernel", "_topk_select_kernel", "_radius_count_kernel",
             "_radius_fill_kernel",
             "_hist_kernel", "_rank_stats_kernel")
-_lock = threading.Lock()
-_compiled: SimpleNamespace | None = None
+class KernelSet:
+    """A module's Numba kernels, compiled on first use, once, under a lock.
+
+    Shared by every module that carries Numba kernels (this one, ``_numba_mih``,
+    ``hashkit.distributed._kernels``). ``g`` is the module's globals: its ``prange`` is rebound
+    to ``numba.prange`` and each helper to its compiled version in that namespace, because Numba
+    resolves a kernel's globals (and freezes them) when it compiles the kernel. A helper taken
+    from another module (``_popcount`` from here) is compiled from its Python source again.
+    """
+
+    def __init__(self, g: dict, helpers: tuple[str, ...], kernels: tuple[str, ...]):
+        self._g, self._helpers, self._kernels = g, helpers, kernels
+        self._lock = threading.Lock()
+        self._compiled: SimpleNamespace | None = None
+
+    def get(self) -> SimpleNamespace:
+        if self._compiled is None:
+            with self._lock:
+                if self._compiled is None:
+                    self._compiled = self._build()
+        return self._compiled
+
+    def _build(self) -> SimpleNamespace:
+        import numba
+
+        g = self._g
+        g["prange"] = numba.prange
+        helper = numba.njit(cache=True, nogil=True)
+        for name in self._helpers:
+            g[name] = helper(getattr(g[name], "py_func", g[name]))
+        kernel = numba.njit(parallel=True, cache=True, nogil=True)
+        return SimpleNamespace(numba=numba, **{name: kernel(g[name]) for name in self._kernels})
 
 
-def _build() -> SimpleNamespace:
-    import numba
-
-    g = globals()
-    g["prange"] = numba.prange
-    # Helpers are rebound in this module's namespace because Numba resolves a kernel's globals
-    # (and freezes them) when it compiles the kernel.
-    helper = numba.njit(cache=True, nogil=True)
-    for name in _HELPERS:
-        g[name] = helper(g[name])
-    kernel = numba.njit(parallel=True, cache=True, nogil=True)
-    return SimpleNamespace(numba=numba, **{name: kernel(g[name]) for name in _KERNELS})
+_kernels = KernelSet(globals(), _HELPERS, _KERNELS)
 
 
 def _jit() -> SimpleNamespace:
-    global _compiled
-    if _compiled is None:
-        with _lock:
-            if _compiled is None:
-                _compiled = _build()
-    return _compiled
+    return _kernels.get()
 
 
 # Below this much work (query rows x database rows x words) per thread, waking more threads costs

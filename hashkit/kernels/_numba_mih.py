@@ -13,10 +13,11 @@ Compiled on first use (``parallel=True, cache=True, nogil=True``), like ``kernel
 from __future__ import annotations
 
 import importlib.util
-import threading
 from types import SimpleNamespace
 
 import numpy as np
+
+from ._numba import KernelSet, _popcount  # noqa: F401  (_popcount: a helper of these kernels)
 
 __all__ = ["mih_build", "mih_topk", "mih_radius"]
 
@@ -27,28 +28,15 @@ prange = range
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)
 _U2 = np.uint64(2)
-_U4 = np.uint64(4)
 _U32 = np.uint64(32)
-_U56 = np.uint64(56)
 _U64M = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LOW32 = np.uint64(0xFFFFFFFF)
-_M1 = np.uint64(0x5555555555555555)
-_M2 = np.uint64(0x3333333333333333)
-_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
-_H01 = np.uint64(0x0101010101010101)
 _MIXA = np.uint64(0xBF58476D1CE4E5B9)
 _MIXB = np.uint64(0x94D049BB133111EB)
 _S27 = np.uint64(27)
 _S30 = np.uint64(30)
 _S31 = np.uint64(31)
 _MAX_PROBES = float(1 << 24)  # a step with more probes is never enumerated: the scan answers
-
-
-def _popcount(x):
-    x = x - ((x >> _U1) & _M1)
-    x = (x & _M2) + ((x >> _U2) & _M2)
-    x = (x + (x >> _U4)) & _M4
-    return np.int64((x * _H01) >> _U56)
 
 
 def _mix(z):
@@ -331,25 +319,11 @@ def _scan_radius_kernel(q, db, nbits, r, rows, fill, lims, out_d, out_i):
 
 _HELPERS = ("_popcount", "_mix", "_key", "_bucket", "_binom", "_dist", "_list_values")
 _KERNELS = ("_build_kernel", "_search_kernel", "_scan_topk_kernel", "_scan_radius_kernel")
-_lock = threading.Lock()
-_compiled: SimpleNamespace | None = None
+_kernels = KernelSet(globals(), _HELPERS, _KERNELS)
 
 
 def _jit() -> SimpleNamespace:
-    global _compiled
-    if _compiled is None:
-        with _lock:
-            if _compiled is None:
-                import numba
-
-                g = globals()
-                g["prange"] = numba.prange
-                helper = numba.njit(cache=True, nogil=True)
-                for name in _HELPERS:
-                    g[name] = helper(g[name])
-                kernel = numba.njit(parallel=True, cache=True, nogil=True)
-                _compiled = SimpleNamespace(numba=numba, **{name: kernel(g[name]) for name in _KERNELS})
-    return _compiled
+    return _kernels.get()
 
 
 # -- argument checks (the binding's, in Python) -------------------------------------------------
