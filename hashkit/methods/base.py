@@ -123,6 +123,16 @@ def sign(x):
                        -torch.ones((), dtype=dtype, device=x.device))
 
 
+def apply_moments(x, mean, std):
+    """``(x - mean) / std`` with either step skipped where it is None (a method's input
+    preprocessing: centring, standardising, or nothing)."""
+    if mean is not None:
+        x = x - mean
+    if std is not None:
+        x = x / std
+    return x
+
+
 def make_optimizer(params, kind: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
                    momentum: float = 0.0, fused: bool = False):
     """An optimiser over ``params``: ``kind`` "adam" (``torch.optim.Adam``) or "sgd".

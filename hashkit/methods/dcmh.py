@@ -62,7 +62,7 @@ import torch
 from .. import losses
 from ..nn import CNNF, MLP, TextMLP
 from . import register_method
-from .base import Method, TrainData, lr_log_spaced, make_optimizer, sign
+from .base import Method, TrainData, apply_moments, lr_log_spaced, make_optimizer, sign
 
 
 @register_method("dcmh")
@@ -121,19 +121,11 @@ class DCMH(Method):
                         torch.nn.init.normal_(layer.bias, 0.0, 0.01)
         self.x_mean = self.x_std = self.y_mean = self.y_std = None
 
-    @staticmethod
-    def _prep(x: torch.Tensor, mean, std) -> torch.Tensor:
-        if mean is not None:
-            x = x - mean
-        if std is not None:
-            x = x / std
-        return x
-
     def _img(self, x: torch.Tensor) -> torch.Tensor:
-        return self.img_net(self._prep(x, self.x_mean, self.x_std))
+        return self.img_net(apply_moments(x, self.x_mean, self.x_std))
 
     def _txt(self, y: torch.Tensor) -> torch.Tensor:
-        return self.txt_net(self._prep(y, self.y_mean, self.y_std))
+        return self.txt_net(apply_moments(y, self.y_mean, self.y_std))
 
     # ------------------------------------------------------------------ training
     def setup(self, train: TrainData) -> None:

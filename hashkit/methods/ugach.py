@@ -64,7 +64,7 @@ from torch import nn
 
 from ..nn import MLP
 from . import register_method
-from .base import Method, TrainData, make_optimizer
+from .base import Method, TrainData, apply_moments, make_optimizer
 
 __all__ = ["UGACH", "TwoBranch", "triplet_hinge", "generator_logits", "policy_gradient_loss", "correlation_graph"]
 
@@ -230,10 +230,10 @@ class UGACH(Method):
 
     # ------------------------------------------------------------ helpers
     def _images(self, x: torch.Tensor) -> torch.Tensor:
-        return _apply(x, self.x_mean, self.x_std)
+        return apply_moments(x, self.x_mean, self.x_std)
 
     def _texts(self, y: torch.Tensor) -> torch.Tensor:
-        return _apply(y, self.y_mean, self.y_std)
+        return apply_moments(y, self.y_mean, self.y_std)
 
     def _batch(self, direction: str, train: TrainData, query_rows, item_rows):
         img = lambda r: self._images(train.image_batch(r))   # noqa: E731
@@ -320,9 +320,3 @@ def _moments(x: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
     return as_t(x64.mean(0, keepdims=True)), as_t(std)
 
 
-def _apply(x: torch.Tensor, mean, std) -> torch.Tensor:
-    if mean is not None:
-        x = x - mean
-    if std is not None:
-        x = x / std
-    return x
