@@ -494,7 +494,7 @@ py::dict py_build_info() {
     d["build_type"] = HASHKIT_BUILD_TYPE;
     d["simd_path"] = hk::simd_path();
     d["simd_self_test"] = hk::simd_self_test();
-    d["simd_paths_compiled"] = py::make_tuple("scalar", "popcnt", "avx2", "avx512-vpopcntdq");
+    d["simd_paths_compiled"] = py::make_tuple("scalar", "popcnt", "avx2", "avx512bw", "avx512-vpopcntdq");
     d["hardware_threads"] = std::thread::hardware_concurrency();
     d["pybind11"] = std::to_string(PYBIND11_VERSION_MAJOR) + "." +
                     std::to_string(PYBIND11_VERSION_MINOR) + "." +

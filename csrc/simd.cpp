@@ -23,9 +23,11 @@ namespace hk {
 namespace isa_scalar {
 #define HK_IMPL_AVX2 0
 #define HK_IMPL_AVX512 0
+#define HK_IMPL_VPOPCNT 0
 #include "simd_impl.h"
 #undef HK_IMPL_AVX2
 #undef HK_IMPL_AVX512
+#undef HK_IMPL_VPOPCNT
 }  // namespace isa_scalar
 
 #if HK_X86 && (defined(__GNUC__) || defined(__clang__))
@@ -40,9 +42,11 @@ namespace isa_scalar {
 namespace isa_popcnt {
 #define HK_IMPL_AVX2 0
 #define HK_IMPL_AVX512 0
+#define HK_IMPL_VPOPCNT 0
 #include "simd_impl.h"
 #undef HK_IMPL_AVX2
 #undef HK_IMPL_AVX512
+#undef HK_IMPL_VPOPCNT
 }  // namespace isa_popcnt
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -59,10 +63,36 @@ namespace isa_popcnt {
 namespace isa_avx2 {
 #define HK_IMPL_AVX2 1
 #define HK_IMPL_AVX512 0
+#define HK_IMPL_VPOPCNT 0
 #include "simd_impl.h"
 #undef HK_IMPL_AVX2
 #undef HK_IMPL_AVX512
+#undef HK_IMPL_VPOPCNT
 }  // namespace isa_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+// AVX-512 without VPOPCNTDQ (Skylake-SP, Cascade Lake, Cooper Lake): the same AVX-512 loops,
+// every vector popcount by nibble lookups (popcnt_epi64 in simd_impl.h).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("popcnt,avx2,bmi,bmi2,avx512f,avx512bw,avx512dq,avx512vl"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("popcnt,avx2,bmi,bmi2,avx512f,avx512bw,avx512dq,avx512vl")
+#endif
+namespace isa_avx512bw {
+#define HK_IMPL_AVX2 0
+#define HK_IMPL_AVX512 1
+#define HK_IMPL_VPOPCNT 0
+#include "simd_impl.h"
+#undef HK_IMPL_AVX2
+#undef HK_IMPL_AVX512
+#undef HK_IMPL_VPOPCNT
+}  // namespace isa_avx512bw
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -80,9 +110,11 @@ namespace isa_avx2 {
 namespace isa_avx512 {
 #define HK_IMPL_AVX2 0
 #define HK_IMPL_AVX512 1
+#define HK_IMPL_VPOPCNT 1
 #include "simd_impl.h"
 #undef HK_IMPL_AVX2
 #undef HK_IMPL_AVX512
+#undef HK_IMPL_VPOPCNT
 }  // namespace isa_avx512
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -105,6 +137,11 @@ Isa detect() {
         __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("bmi2"))
         return Isa::avx512;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("bmi2"))
+        return Isa::avx512bw;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
         __builtin_cpu_supports("bmi2"))
         return Isa::avx2;
@@ -121,6 +158,7 @@ Isa detect_with_override() {
     if (std::strcmp(env, "scalar") == 0) want = Isa::scalar;
     else if (std::strcmp(env, "popcnt") == 0) want = Isa::popcnt;
     else if (std::strcmp(env, "avx2") == 0) want = Isa::avx2;
+    else if (std::strcmp(env, "avx512bw") == 0) want = Isa::avx512bw;
     else if (std::strcmp(env, "avx512") == 0 || std::strcmp(env, "avx512-vpopcntdq") == 0)
         want = Isa::avx512;
     return static_cast<int>(want) < static_cast<int>(best) ? want : best;
@@ -136,6 +174,7 @@ Isa best_isa() {
 const char* isa_name(Isa isa) {
     switch (isa) {
         case Isa::avx512: return "avx512-vpopcntdq";
+        case Isa::avx512bw: return "avx512bw";
         case Isa::avx2: return "avx2";
         case Isa::popcnt: return "popcnt";
         default: return "scalar";
@@ -146,6 +185,7 @@ Prims get_prims(Isa isa, int64_t w, int64_t lw) {
 #if HK_HAVE_X86_PATHS
     switch (isa) {
         case Isa::avx512: return isa_avx512::fill(isa, w, lw);
+        case Isa::avx512bw: return isa_avx512bw::fill(isa, w, lw);
         case Isa::avx2: return isa_avx2::fill(isa, w, lw);
         case Isa::popcnt: return isa_popcnt::fill(isa, w, lw);
         default: break;

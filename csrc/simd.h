@@ -1,6 +1,6 @@
 // Run-time selected inner loops ("primitives") for the Hamming kernels.
 //
-// Each primitive exists once per instruction-set path (scalar, popcnt, avx2, avx512), compiled
+// Each primitive exists once per instruction-set path (scalar, popcnt, avx2, avx512bw, avx512), compiled
 // with per-function target attributes in simd.cpp, and is chosen once per call by cpuid. The
 // drivers in kernels.cpp are plain C++ (baseline ISA) that call these on cache-sized tiles, so
 // the indirect-call cost is paid per tile of thousands of items, never per item.
@@ -10,7 +10,9 @@
 
 namespace hk {
 
-enum class Isa { scalar = 0, popcnt = 1, avx2 = 2, avx512 = 3 };
+// Ordered: a path's number is above every path it needs less than (the self-test falls back
+// one step at a time). avx512bw: AVX-512 F/BW/DQ/VL without VPOPCNTDQ; avx512: with it.
+enum class Isa { scalar = 0, popcnt = 1, avx2 = 2, avx512bw = 3, avx512 = 4 };
 
 // out[j] = popcount(q ^ db[j]) over w words, for j in [0, n).
 template <class OutT>
@@ -83,7 +85,7 @@ struct Prims {
     Tile11GFn<int32_t> tile11g_32;
 };
 
-// The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512 may lower it, for
+// The best path this CPU supports (HASHKIT_SIMD=scalar|popcnt|avx2|avx512bw|avx512 may lower it, for
 // testing the fallbacks on a fast machine; it never raises it above what cpuid reports).
 Isa best_isa();
 // The path the kernels run: best_isa() once it has passed the start-up self-test against the

@@ -1,7 +1,10 @@
 // Body of the primitives declared in simd.h. Deliberately without an include guard: simd.cpp
 // includes it once per instruction-set path, each time inside its own namespace and under a
 // target pragma, so the same source is compiled for scalar / popcnt / avx2 / avx512.
-// HK_IMPL_AVX2 and HK_IMPL_AVX512 switch on the hand-written intrinsic loops.
+// HK_IMPL_AVX2 and HK_IMPL_AVX512 switch on the hand-written intrinsic loops; with
+// HK_IMPL_AVX512, HK_IMPL_VPOPCNT says whether the CPU has AVX-512 VPOPCNTDQ (the avx512 path)
+// or only AVX-512 F/BW/DQ/VL (the avx512bw path: Skylake-SP, Cascade Lake and Cooper Lake
+// servers), where every 512-bit popcount is two nibble lookups and a byte sum (popcnt_epi64).
 
 template <class T>
 inline uint32_t pc64(T x) {
@@ -31,6 +34,22 @@ void dist_w(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, OutT* o
 }
 
 #if HK_IMPL_AVX512
+// Popcount of each 64-bit lane. Without VPOPCNTDQ: per-byte counts by two nibble lookups
+// (vpshufb, AVX-512BW) summed per lane by vpsadbw, the AVX2 path's method on 512-bit registers.
+inline __m512i popcnt_epi64(__m512i v) {
+#if HK_IMPL_VPOPCNT
+    return _mm512_popcnt_epi64(v);
+#else
+    const __m512i lut = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i c =
+        _mm512_add_epi8(_mm512_shuffle_epi8(lut, _mm512_and_si512(v, low4)),
+                        _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4)));
+    return _mm512_sad_epu8(c, _mm512_setzero_si512());
+#endif
+}
+
 template <class OutT>
 inline void store8(OutT* out, __m512i c) {
     if constexpr (sizeof(OutT) == 2) {
@@ -38,6 +57,28 @@ inline void store8(OutT* out, __m512i c) {
     } else {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi64_epi32(c));
     }
+}
+
+// One word per code. With VPOPCNTDQ the compiler vectorises dist_w<1> itself; without it the
+// scalar popcount stays scalar (one per cycle on Skylake-SP), so the avx512bw path counts eight
+// codes per register here.
+template <class OutT>
+void dist1_avx512(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, OutT* out) {
+    const __m512i qv = _mm512_set1_epi64(static_cast<long long>(q[0]));
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        store8(out + j, popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(db + j), qv)));
+    for (; j < n; ++j) out[j] = static_cast<OutT>(pc64(q[0] ^ db[j]));
+}
+
+// The one-word distance primitive of the AVX-512 paths (see dist1_avx512).
+template <class OutT>
+constexpr DistFn<OutT> dist1_avx512_fn() {
+#if HK_IMPL_VPOPCNT
+    return &dist_w<1, OutT>;
+#else
+    return &dist1_avx512<OutT>;
+#endif
 }
 
 // Two words per code: popcount four codes per register, then add even and odd lanes.
@@ -49,8 +90,8 @@ void dist2_avx512(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, Out
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
         const uint64_t* x = db + j * 2;
-        __m512i a = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x), qv));
-        __m512i b = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 8), qv));
+        __m512i a = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x), qv));
+        __m512i b = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 8), qv));
         __m512i s = _mm512_add_epi64(_mm512_permutex2var_epi64(a, ev, b),
                                      _mm512_permutex2var_epi64(a, od, b));
         store8(out + j, s);
@@ -67,10 +108,10 @@ void dist4_avx512(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, Out
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
         const uint64_t* x = db + j * 4;
-        __m512i p0 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x), qv));
-        __m512i p1 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 8), qv));
-        __m512i p2 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 16), qv));
-        __m512i p3 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 24), qv));
+        __m512i p0 = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x), qv));
+        __m512i p1 = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 8), qv));
+        __m512i p2 = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 16), qv));
+        __m512i p3 = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(x + 24), qv));
         __m512i s01 = _mm512_add_epi64(_mm512_permutex2var_epi64(p0, ev, p1),
                                        _mm512_permutex2var_epi64(p0, od, p1));
         __m512i s23 = _mm512_add_epi64(_mm512_permutex2var_epi64(p2, ev, p3),
@@ -95,11 +136,11 @@ void distn_avx512(const uint64_t* q, const uint64_t* db, int64_t n, int64_t w, O
         const uint64_t* x = db + j * w;
         __m512i acc = _mm512_setzero_si512();
         for (int64_t t = 0; t < full; t += 8) {
-            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(
+            acc = _mm512_add_epi64(acc, popcnt_epi64(_mm512_xor_si512(
                                             _mm512_loadu_si512(x + t), _mm512_loadu_si512(q + t))));
         }
         if (tail) {
-            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(
+            acc = _mm512_add_epi64(acc, popcnt_epi64(_mm512_xor_si512(
                                             _mm512_maskz_loadu_epi64(tail, x + full),
                                             _mm512_maskz_loadu_epi64(tail, q + full))));
         }
@@ -485,7 +526,7 @@ int64_t filter2_avx2(const uint64_t* q, const uint64_t* db, int64_t n, int64_t, 
 template <class DistT>
 FilterFn<DistT> pick_filter(int64_t w) {
 #if HK_IMPL_AVX512
-    if (w == 1) return &filter_dc<DistT, &dist_w<1, DistT>>;
+    if (w == 1) return &filter_dc<DistT, dist1_avx512_fn<DistT>()>;
     if (w == 2) return &filter_dc<DistT, &dist2_avx512<DistT>>;
     if (w == 4) return &filter_dc<DistT, &dist4_avx512<DistT>>;
     return &filter_dc<DistT, &distn_avx512<DistT>>;
@@ -524,7 +565,13 @@ void gain_w(const uint64_t* ql, const uint64_t* dbl, int64_t n, int64_t lw, uint
     const int64_t ll = LW > 0 ? LW : lw;
     if (LW == 1) {
         const uint64_t a = ql[0];
-        for (int64_t j = 0; j < n; ++j) out[j] = pc64(a & dbl[j]);
+        int64_t j = 0;
+#if HK_IMPL_AVX512 && !HK_IMPL_VPOPCNT
+        const __m512i av = _mm512_set1_epi64(static_cast<long long>(a));
+        for (; j + 8 <= n; j += 8)
+            store8(out + j, popcnt_epi64(_mm512_and_si512(_mm512_loadu_si512(dbl + j), av)));
+#endif
+        for (; j < n; ++j) out[j] = pc64(a & dbl[j]);
         return;
     }
     for (int64_t j = 0; j < n; ++j) {
@@ -677,6 +724,23 @@ template <class DistT>
 void tile11(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, int64_t n, DistT lim,
             DistT* d, uint64_t* inc) {
     int64_t j = 0;
+#if HK_IMPL_AVX512 && !HK_IMPL_VPOPCNT
+    // avx512bw: eight codes per register, the counts clamped and narrowed to DistT, the
+    // increments by a mask blend (with VPOPCNTDQ the compiler vectorises the loop below).
+    {
+        const __m512i qv = _mm512_set1_epi64(static_cast<long long>(q));
+        const __m512i lv = _mm512_set1_epi64(static_cast<long long>(ql));
+        const __m512i limv = _mm512_set1_epi64(static_cast<long long>(lim));
+        const __m512i one = _mm512_set1_epi64(1);
+        const __m512i both = _mm512_set1_epi64(static_cast<long long>(0x100000001ULL));
+        for (; j + 8 <= n; j += 8) {
+            const __m512i c = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(db + j), qv));
+            store8(d + j, _mm512_min_epu64(c, limv));
+            const __mmask8 rel = _mm512_test_epi64_mask(_mm512_loadu_si512(dbl + j), lv);
+            _mm512_storeu_si512(inc + j, _mm512_mask_blend_epi64(rel, one, both));
+        }
+    }
+#endif
 #if HK_IMPL_AVX2
     // AVX2 has no vector popcount: nibble lookups (vpshufb) summed per 64-bit lane (vpsadbw),
     // eight codes per step, the counts packed to DistT; relevance by a compare with zero.
@@ -739,12 +803,31 @@ void tile11(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, in
     }
 }
 
-// Plain loop: vectorised by the compiler where the path has a vector popcount (AVX-512).
+// Plain loop: vectorised by the compiler where the path has a vector popcount (AVX-512
+// VPOPCNTDQ); the avx512bw path counts eight codes per register first.
 template <class DistT>
 void tile11g(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, int64_t n,
              DistT lim, DistT* d, uint64_t* inc, uint32_t* gain) {
     const uint32_t l = static_cast<uint32_t>(lim);
-    for (int64_t j = 0; j < n; ++j) {
+    int64_t j = 0;
+#if HK_IMPL_AVX512 && !HK_IMPL_VPOPCNT
+    {
+        const __m512i qv = _mm512_set1_epi64(static_cast<long long>(q));
+        const __m512i lv = _mm512_set1_epi64(static_cast<long long>(ql));
+        const __m512i limv = _mm512_set1_epi64(static_cast<long long>(lim));
+        const __m512i one = _mm512_set1_epi64(1);
+        const __m512i both = _mm512_set1_epi64(static_cast<long long>(0x100000001ULL));
+        for (; j + 8 <= n; j += 8) {
+            const __m512i c = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(db + j), qv));
+            store8(d + j, _mm512_min_epu64(c, limv));
+            const __m512i x = _mm512_and_si512(_mm512_loadu_si512(dbl + j), lv);
+            store8(gain + j, popcnt_epi64(x));
+            _mm512_storeu_si512(inc + j,
+                                _mm512_mask_blend_epi64(_mm512_test_epi64_mask(x, x), one, both));
+        }
+    }
+#endif
+    for (; j < n; ++j) {
         const uint32_t c = pc64(q ^ db[j]);
         const uint64_t x = ql & dbl[j];
         d[j] = static_cast<DistT>(c < l ? c : l);
@@ -756,7 +839,7 @@ void tile11g(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, i
 template <class OutT>
 DistFn<OutT> pick_dist(int64_t w) {
 #if HK_IMPL_AVX512
-    if (w == 1) return &dist_w<1, OutT>;
+    if (w == 1) return dist1_avx512_fn<OutT>();
     if (w == 2) return &dist2_avx512<OutT>;
     if (w == 4) return &dist4_avx512<OutT>;
     return &distn_avx512<OutT>;

@@ -22,6 +22,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import simd_paths
 from oracle import hamming_ref, radius_ref, topk_ref
 
 try:
@@ -216,7 +217,7 @@ def test_rank_stats_keys_and_shapes():
 
 
 def test_info_functions():
-    assert core.simd_path() in ("avx512-vpopcntdq", "avx2", "popcnt", "scalar")
+    assert core.simd_path() in ("avx512-vpopcntdq", "avx512bw", "avx2", "popcnt", "scalar")
     info = core.build_info()
     assert info["simd_path"] == core.simd_path()
     assert {"version", "compiler", "flags"} <= set(info)
@@ -276,9 +277,7 @@ SIMD_SCRIPT = textwrap.dedent("""
 
 
 def test_every_simd_path_gives_identical_results(tmp_path):
-    best = core.simd_path()
-    order = ["scalar", "popcnt", "avx2", "avx512-vpopcntdq"]
-    paths = order[: order.index(best) + 1]
+    paths = simd_paths.up_to_running(core)
     results = {}
     for path in paths:
         f = tmp_path / f"{path}.npy"
@@ -363,9 +362,7 @@ def test_selection_kernels_on_every_simd_path(tmp_path):
             want[f"r{w}_{r}"] = radius_ref(qb, dbb, int(r))
         for kk in ks:
             want[f"t{w}_{kk}"] = topk_ref(qb, dbb, int(kk))
-    best = core.simd_path()
-    order = ["scalar", "popcnt", "avx2", "avx512-vpopcntdq"]
-    for path in order[: order.index(best) + 1]:
+    for path in simd_paths.up_to_running(core):
         f = tmp_path / f"{path}.npz"
         env = dict(os.environ, HASHKIT_SIMD=path)
         subprocess.run([sys.executable, "-c", FILTER_SCRIPT, str(tmp_path / "in.npz"), str(f)],

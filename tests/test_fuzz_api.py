@@ -37,6 +37,7 @@ from hypothesis.extra import numpy as hnp
 
 import hashkit
 import oracle as O
+import simd_paths
 from hashkit import metrics as M
 
 BACKENDS = [n for n, ok in hashkit.kernels.available().items() if ok and n in ("cpp", "numba")]
@@ -249,12 +250,10 @@ def test_valid_metrics_equal_oracle(p, data):
 def test_valid_input_on_the_lower_simd_paths():
     """The valid-input properties again with the C++ backend forced onto each lower SIMD path."""
     core = pytest.importorskip("hashkit._core")
-    order = ["scalar", "popcnt", "avx2", "avx512-vpopcntdq"]
-    best = core.simd_path()
     if os.environ.get("HASHKIT_SIMD"):
         pytest.skip("already running on a forced SIMD path")
     root = Path(__file__).resolve().parents[1]
-    for path in order[: order.index(best)]:
+    for path in simd_paths.up_to_running(core, include_running=False):
         env = dict(os.environ, HASHKIT_SIMD=path, HASHKIT_FUZZ_BACKENDS="cpp",
                    HASHKIT_FUZZ_EXAMPLES=str(max(5, EXAMPLES // 2)))
         res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
