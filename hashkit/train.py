@@ -218,6 +218,27 @@ def _check_out_folder(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- trainer
+def release_graph(ds) -> tuple[Any, str]:
+    """The neighbour graph a dataset's release ships (``Dataset.knn_graph``) when it applies
+    to this split, else None; and a note saying where it was read or why there is none.
+
+    The release's graph indexes the release's own training rows, so it is handed to a method
+    only when the split's train view is exactly those rows, in their order.
+    """
+    graph = getattr(ds, "knn_graph", None)
+    name = getattr(ds, "name", "the dataset")
+    if graph is None:
+        return None, (f"{name} has none: it is read from list/KNN_cross5.npy of the UGACH "
+                      "release layout (KNN/mir/ or KNN/nus/ of PKU-ICST-MIPL/UGACH_AAAI2018), "
+                      "an (n_train, K) .npy array of training-row indices")
+    pre = getattr(ds, "presplit", None) or {}
+    rows = getattr(getattr(ds, "train", None), "indices", None)
+    if "train" not in pre or rows is None or not np.array_equal(rows, pre["train"]):
+        return None, (f"{name}'s release graph indexes the release's own train rows, and this "
+                      "split's train view is not those rows: use the release's split")
+    return graph, f"read from {getattr(ds, 'found', {}).get('knn_graph', 'the release')}"
+
+
 class Trainer:
     """Train one method at one code length on one dataset, into one run folder.
 
@@ -485,8 +506,10 @@ class Trainer:
             self.method.run_dir = self.out_dir
             tr = self.ds.train
             feats = has_features(tr)
+            graph, note = release_graph(self.ds)
             self.train_data = TrainData(tr.images if feats else None, tr.texts, tr.labels, device=self.device,
-                                        pixels=None if feats else pixels_nchw(tr))
+                                        pixels=None if feats else pixels_nchw(tr), graph=graph,
+                                        graph_note=note)
             self.method.setup(self.train_data)
             if load:
                 self._load_checkpoint(self.checkpoint_path, cfg)

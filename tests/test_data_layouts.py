@@ -118,9 +118,9 @@ def test_mirflickr_torchcmh_image_folder(tmp_path):
     np.testing.assert_array_equal(ds224.pixel_source.take([7])[0], want)
 
 
-def test_ugach_text_release_mirflickr(tmp_path):
-    """UGACH utils.py: list files split on '\\r\\n', feature rows split(), KNN_cross5.npy."""
-    rng = np.random.default_rng(4)
+def _ugach_mir_release(tmp_path, rng):
+    """The UGACH text release's mirflickr folder as its utils.py reads it (list files split on
+    '\\r\\n', feature rows split(), list/KNN_cross5.npy as float64)."""
     sizes = {"test": 6, "database": 14, "train": 8, "validation": 4}
     root = tmp_path / "mir"
     (root / "list").mkdir(parents=True)
@@ -151,6 +151,12 @@ def test_ugach_text_release_mirflickr(tmp_path):
                 "".join(" ".join(str(int(v)) for v in row) + " \r\n" for row in lab).encode())
     knn = rng.integers(0, sizes["train"], (sizes["train"], 10)).astype(np.float64)
     np.save(root / "list" / "KNN_cross5.npy", knn)
+    return root, everything, db_names, knn
+
+
+def test_ugach_text_release_mirflickr(tmp_path):
+    """UGACH utils.py: list files split on '\\r\\n', feature rows split(), KNN_cross5.npy."""
+    root, everything, db_names, knn = _ugach_mir_release(tmp_path, np.random.default_rng(4))
     ds = hd.load("mirflickr", root=tmp_path)
     assert ds.options["layout"] == "ugach" and ds.manifest.protocol == "ugach-release"
     order = ("test", "database", "train")
@@ -172,6 +178,27 @@ def test_ugach_text_release_mirflickr(tmp_path):
     with pytest.raises(ValueError, match=r"database_img.txt: expected every database item.*"
                                          r"'9999.jpg'"):
         hd.load("mirflickr", root=tmp_path)
+
+
+def test_ugach_trains_on_the_release_graph(tmp_path):
+    """graph='release': the Trainer hands the release's KNN_cross5.npy to UGACH for the
+    release's split; its positives are each row's distinct members. The default builds its
+    own graph from the features."""
+    from hashkit.train import Trainer
+
+    _, _, _, knn = _ugach_mir_release(tmp_path, np.random.default_rng(5))
+    small = {"epochs": 1, "pretrain_epochs": 1, "hidden": 8, "batch_size": 4, "candidates": 4,
+             "knn": 2, "graph": "release"}
+    ds = hd.load("mirflickr", root=tmp_path)
+    with Trainer("ugach", ds, nbits=8, out_dir=None, config=small, progress=False) as t:
+        t.fit()
+        g, w = t.method.graph, t.method.graph_width
+    for i, row in enumerate(knn.astype(np.int64)):
+        assert sorted(g[i, : w[i]].tolist()) == sorted(set(row.tolist()))
+    with Trainer("ugach", ds, nbits=8, out_dir=None, config={**small, "graph": "hashkit"},
+                 progress=False) as t:
+        t.fit()
+        assert t.method.graph_width is None and t.method.graph.shape == (8, 5)
 
 
 def test_ugach_text_release_nus_and_bad_row(tmp_path):

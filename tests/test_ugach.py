@@ -226,3 +226,41 @@ def test_release_pretraining_regime():
     assert len(neg) == len(q) and not (neg == q).any()                # one other item as the negative
     assert any(not torch.equal(a, b) for a, b in zip(before, m.dis.parameters()))
     assert m.opt_d.state == {}                                        # the adversarial optimiser is idle
+
+
+# ----------------------------------------------------------------------------- the release graph
+def test_release_graph_positives_are_its_distinct_members_uniformly():
+    """graph='release': the positives of row i are the distinct members of the release's
+    KNN_cross5 row i (utils.make_train_dict: ``j in KNN_cross[i]``, each j once), drawn
+    uniformly; the feature kNN graph is not built."""
+    torch.manual_seed(0)
+    train = _train(n=30)
+    rng = np.random.default_rng(7)
+    rel = rng.integers(0, 30, (30, 10))
+    rel[:, 0] = rel[:, 5] = np.arange(30)          # the item itself heads both halves
+    rel[3] = [3, 9, 9, 9, 9, 3, 9, 9, 9, 1]        # three distinct members: 3, 9, 1
+    train.graph = rel.astype(np.float64)           # as np.load reads the release file
+    m = UGACH(8, 8, 6, 3, config={**SMALL, "graph": "release"})
+    m.rng = np.random.default_rng(0)
+    m.setup(train)
+    for i in range(30):
+        assert set(m.graph[i].tolist()) == set(rel[i].tolist())
+    draws = m._positives(np.full(6000, 3), 1).ravel()
+    assert set(draws.tolist()) == {1, 3, 9}
+    freq = np.bincount(draws, minlength=10)[[1, 3, 9]] / draws.size
+    np.testing.assert_allclose(freq, 1 / 3, atol=0.03)   # uniform, not 1/10, 2/10, 7/10
+    for epoch in range(2):                               # every phase runs on it
+        m.begin_epoch(epoch, train)
+        for batch in m.batches(epoch, train):
+            assert all(np.isfinite(v) for v in m.train_step(batch, epoch, train).values())
+
+
+def test_release_graph_missing_is_one_clear_error():
+    train = _train(n=30)
+    m = UGACH(8, 8, 6, 3, config={**SMALL, "graph": "release"})
+    m.rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"config\['graph'\]: 'release' trains on the neighbour "
+                                         r"graph a UGACH release ships.*KNN_cross5.npy"):
+        m.setup(train)
+    with pytest.raises(ValueError, match=r"config\['graph'\]"):
+        UGACH(8, 8, 6, 3, config={**SMALL, "graph": "releases"})

@@ -187,6 +187,9 @@ class TrainData:
     n : int
         Number of training pairs.
     device : torch.device or str
+    graph : int64 (n, K) or None
+        A neighbour graph over these rows shipped with the data (a UGACH release's
+        ``KNN_cross5.npy``), or None; ``graph_note`` says where it came from or why there is none.
 
     Examples
     --------
@@ -195,8 +198,10 @@ class TrainData:
     """
 
     def __init__(self, images: np.ndarray, texts: np.ndarray, labels: np.ndarray,
-                 device: Any = "cpu", pixels: Any = None):
+                 device: Any = "cpu", pixels: Any = None, graph: Any = None, graph_note: str = ""):
         self.images = np.ascontiguousarray(images, dtype=np.float32) if images is not None else None
+        self.graph = graph
+        self.graph_note = graph_note
         self.texts = np.ascontiguousarray(texts, dtype=np.float32)
         self.labels = np.ascontiguousarray(labels)
         self.n = int(self.texts.shape[0])

@@ -20,7 +20,13 @@ Unsupervised: labels are never read. Inputs are features.
   image features and the first 5 by text features, each including the item itself at distance
   0 -- i.e. the pair itself and 4 + 4 neighbours, which is ``knn=4`` with ``pair_positive``
   here. For an image query ``i``, the texts of its graph neighbours are positives (and the
-  other way round).
+  other way round). ``graph="release"`` trains on the release's own file instead (the release
+  layout reads it into ``Dataset.knn_graph``; the Trainer hands it on only for the release's
+  split): the positives of row ``i`` are then the distinct members of its row, drawn uniformly,
+  as the release's ``utils.make_train_dict`` lists them (``j in KNN_cross[i]``, each ``j``
+  once); ``knn``, ``graph_method`` and ``pair_positive`` do not apply. Ties in the release's
+  ``argsort`` (NumPy's default, not stable) and its float features can make its rows differ
+  from the graph built here; the default (``"hashkit"``) keeps the published numbers.
 * **Generator** (Eq. 4-6). Over a set of sampled candidates ``x``, the generator's
   distribution is ``p(x | q) = softmax(-||h_G(q) - h_G(x)||^2)``; it is trained by policy
   gradient, ``-mean log p(x^G | q) * A`` with the discriminator's reward
@@ -126,6 +132,20 @@ def correlation_graph(images: np.ndarray, texts: np.ndarray, knn: int = 5, metho
     return np.concatenate([gi, gt], axis=1)
 
 
+def _distinct_rows(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's distinct members in first-seen order, padded with its first member (so a
+    membership test is unchanged), and how many there are per row."""
+    out = np.empty_like(g)
+    width = np.empty(g.shape[0], np.int64)
+    for i, row in enumerate(g):
+        _, first = np.unique(row, return_index=True)
+        u = row[np.sort(first)]
+        out[i, : len(u)] = u
+        out[i, len(u):] = u[0]
+        width[i] = len(u)
+    return out, width
+
+
 def _sample_rows(p: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` draws (with replacement) from each row's distribution ``p`` ``(b, C)`` -> ``(b, count)``."""
     cdf = np.cumsum(p, axis=1)
@@ -144,7 +164,8 @@ class UGACH(Method):
     defaults = {
         "epochs": 30, "pretrain_epochs": 5, "g_passes": 2, "batch_size": 64,
         "lr": 1e-3, "adv_lr": 1e-5, "g_lr": 1e-3, "weight_decay": 1e-5,
-        "hidden": 1024, "knn": 5, "graph_method": "auto", "graph_seed": 0, "pair_positive": True,
+        "hidden": 1024, "knn": 5, "graph": "hashkit", "graph_method": "auto", "graph_seed": 0,
+        "pair_positive": True,
         "margin_per_bit": 0.125, "candidates": 100, "select": 2, "pg_baseline": "mean",
         "preprocess": "standardize", "pretrain": "hashkit",
     }
@@ -159,7 +180,7 @@ class UGACH(Method):
     # discriminator by at most 0.01 here (seeds 0/1: 0.652/0.685 and 0.686/0.692 after
     # pre-training only, 0.663/0.685 and 0.685/0.687 after all 20). About 10 s on 2 cores.
     dataset_defaults = {"mfeat": {"epochs": 20, "pretrain_epochs": 10}}
-    buffer_names = ("graph", "x_mean", "x_std", "y_mean", "y_std")
+    buffer_names = ("graph", "graph_width", "x_mean", "x_std", "y_mean", "y_std")
 
     def build(self) -> None:
         if self.image_dim is None:
@@ -170,11 +191,13 @@ class UGACH(Method):
         check_choice(self.config["pg_baseline"], ("mean", "none"), "config['pg_baseline']")
         check_choice(self.config["preprocess"], ("standardize", "center", "none"), "config['preprocess']")
         check_choice(self.config["pretrain"], ("hashkit", "release"), "config['pretrain']")
+        check_choice(self.config["graph"], ("hashkit", "release"), "config['graph']")
         self.x_mean = self.x_std = self.y_mean = self.y_std = None
         h = int(self.config["hidden"])
         self.gen = TwoBranch(self.image_dim, self.text_dim, self.nbits, h)
         self.dis = TwoBranch(self.image_dim, self.text_dim, self.nbits, h)
         self.graph = None
+        self.graph_width = None     # graph="release": distinct members per row (rows padded)
 
     @property
     def margin(self) -> float:
@@ -195,10 +218,30 @@ class UGACH(Method):
             self.y_mean, self.y_std = _moments(train.texts, self.device)
             if cfg["preprocess"] == "center":
                 self.x_std = self.y_std = None
+        if cfg["graph"] == "release":
+            self.graph, self.graph_width = _distinct_rows(self._release_graph(train))
+            return
         g = correlation_graph(train.images, train.texts, int(cfg["knn"]), cfg["graph_method"], int(cfg["graph_seed"]))
         if cfg["pair_positive"]:
             g = np.concatenate([np.arange(train.n)[:, None], g], axis=1)
         self.graph = g
+
+    @staticmethod
+    def _release_graph(train: TrainData) -> np.ndarray:
+        g = getattr(train, "graph", None)
+        if g is None:
+            note = getattr(train, "graph_note", "") or (
+                "it is read from list/KNN_cross5.npy of the UGACH release layout")
+            raise ValueError(f"config['graph']: 'release' trains on the neighbour graph a UGACH "
+                             f"release ships, and there is none here ({note}); use 'hashkit'")
+        g = np.asarray(g)
+        if g.ndim != 2 or g.shape[0] != train.n or g.shape[1] < 1 or g.dtype.kind not in "iuf" \
+                or not np.all(np.isfinite(g)) or np.any(g != np.round(g)) or g.min() < 0 \
+                or g.max() >= train.n:
+            raise ValueError(f"config['graph']: expected the release graph as ({train.n}, K) "
+                             f"whole-number indices in [0, {train.n}), got shape {g.shape} "
+                             f"dtype {g.dtype}")
+        return g.astype(np.int64)
 
     # ------------------------------------------------------------ schedule
     def begin_epoch(self, epoch: int, train: TrainData) -> None:
@@ -241,7 +284,12 @@ class UGACH(Method):
         return (img(query_rows), txt(item_rows)) if direction == "i2t" else (txt(query_rows), img(item_rows))
 
     def _positives(self, idx: np.ndarray, count: int) -> np.ndarray:
-        cols = self.rng.integers(0, self.graph.shape[1], size=(len(idx), count))
+        if self.graph_width is not None:
+            # uniform over row i's distinct members, which fill its first graph_width[i] slots
+            w = np.asarray(self.graph_width)[np.asarray(idx)][:, None]
+            cols = np.minimum((self.rng.random((len(idx), count)) * w).astype(np.int64), w - 1)
+        else:
+            cols = self.rng.integers(0, self.graph.shape[1], size=(len(idx), count))
         return np.asarray(self.graph)[np.asarray(idx)[:, None], cols]
 
     def _generator_probs(self, direction: str, idx: np.ndarray, cand: np.ndarray, train: TrainData):
