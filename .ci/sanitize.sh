@@ -6,10 +6,9 @@
 #   .ci/sanitize.sh                       # the default test files
 #   .ci/sanitize.sh tests/test_kernels.py -k topk      # other pytest arguments
 #
-# How the sanitized module is used without touching the developer's install: a sitecustomize.py
-# in build/ci-sanitize/overlay (first on PYTHONPATH, so also in the tests' child processes) puts a
-# finder first on sys.meta_path that answers `hashkit._core` with the sanitized file; everything
-# else (the Python package, NumPy, Numba) is the installed one. libasan is preloaded into the
+# How the sanitized module is used without touching the developer's install: the overlay of
+# .ci/core_overlay.sh in build/ci-sanitize/overlay answers `hashkit._core` with the sanitized
+# file; everything else is the installed package. libasan is preloaded into the
 # interpreter, as ASan requires for a module loaded into a program built without it; leak checks
 # are off because CPython's own allocations at exit are not ours to fix.
 set -euo pipefail
@@ -37,24 +36,8 @@ cmake --build "$dir/cmake" --target _core -j "${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 so=$(find "$PWD/$dir/cmake" -maxdepth 1 -name '_core*' -name '*.so' | head -n1)
 [ -n "$so" ] || { echo "no _core module in $dir/cmake"; exit 1; }
 
-mkdir -p "$dir/overlay"
-cat >"$dir/overlay/sitecustomize.py" <<'EOF'
-# Written by .ci/sanitize.sh: hashkit._core is the sanitized build named by HASHKIT_SANITIZED_CORE.
-import importlib.abc
-import importlib.util
-import os
-import sys
-
-
-class _SanitizedCore(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "hashkit._core":
-            return importlib.util.spec_from_file_location(name, os.environ["HASHKIT_SANITIZED_CORE"])
-        return None
-
-
-sys.meta_path.insert(0, _SanitizedCore())
-EOF
+. .ci/core_overlay.sh
+write_core_overlay "$dir/overlay"
 
 libasan=$(readlink -f "$(${CXX:-c++} -print-file-name=libasan.so)")
 [ -f "$libasan" ] || { echo "libasan.so not found (compiler: ${CXX:-c++})"; exit 1; }
@@ -62,7 +45,7 @@ libasan=$(readlink -f "$(${CXX:-c++} -print-file-name=libasan.so)")
 # real one at start-up, or the first C++ exception (every TypeError/ValueError of the binding)
 # aborts with "CHECK failed: real___cxa_throw".
 libstdcxx=$(readlink -f "$(${CXX:-c++} -print-file-name=libstdc++.so)")
-export HASHKIT_SANITIZED_CORE=$so HASHKIT_REQUIRE_CPP=1
+export HASHKIT_CORE_FILE=$so HASHKIT_REQUIRE_CPP=1
 export PYTHONPATH=$PWD/$dir/overlay${PYTHONPATH:+:$PYTHONPATH}
 export LD_PRELOAD=$libasan:$libstdcxx${LD_PRELOAD:+:$LD_PRELOAD}
 # halt_on_error / abort_on_error: the first report ends the process with a non-zero status, so
@@ -73,7 +56,7 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 "$py" -c "
 import os, hashkit._core as c
-assert os.path.samefile(c.__file__, os.environ['HASHKIT_SANITIZED_CORE']), c.__file__
+assert os.path.samefile(c.__file__, os.environ['HASHKIT_CORE_FILE']), c.__file__
 print('sanitized hashkit._core:', c.__file__)
 "
 if [ $# -eq 0 ]; then
