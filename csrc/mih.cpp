@@ -100,7 +100,7 @@ struct Searcher {
     Codes db;
     int64_t nbits, limit, m, maxlen;
     MihVerifyFn vf;
-    std::vector<uint64_t> qkeys, buckets, vals, cand_v, found, kth;
+    std::vector<uint64_t> qkeys, buckets, vals, cand_v, found, kth, hits;
     std::vector<uint32_t> cand;
     std::vector<std::pair<uint32_t, uint32_t>> ranges;
     std::vector<int64_t> hist;
@@ -168,7 +168,11 @@ struct Searcher {
         ranges.resize(static_cast<size_t>(nb));
         int64_t total = 0;
         for (int64_t i = 0; i < nb; ++i) {
-            if (i + kAhead < nb) HK_PREFETCH(off + buckets[static_cast<size_t>(i + kAhead)]);
+            if (i + kAhead < nb) {  // off[b + 1] lies in the next line for one bucket in 16
+                const uint64_t b = buckets[static_cast<size_t>(i + kAhead)];
+                HK_PREFETCH(off + b);
+                HK_PREFETCH(off + b + 1);
+            }
             const uint64_t b = buckets[static_cast<size_t>(i)];
             const uint32_t o0 = off[b], o1 = off[b + 1];
             if (o0 > o1 || o1 > n) return Step::corrupt;
@@ -182,7 +186,11 @@ struct Searcher {
         uint32_t* c = cand.data();
         uint64_t* cv = sub.hashed ? cand_v.data() : nullptr;
         for (int64_t i = 0; i < nb; ++i) {
-            if (i + kAhead < nb) HK_PREFETCH(ids + ranges[static_cast<size_t>(i + kAhead)].first);
+            if (i + kAhead < nb) {  // first and last id: a bucket of a few ids often straddles two lines
+                const auto ra = ranges[static_cast<size_t>(i + kAhead)];
+                HK_PREFETCH(ids + ra.first);
+                if (ra.second > ra.first) HK_PREFETCH(ids + ra.second - 1);
+            }
             const auto rg = ranges[static_cast<size_t>(i)];
             for (uint32_t o = rg.first; o < rg.second; ++o) {
                 const uint32_t id = ids[o];
@@ -197,10 +205,10 @@ struct Searcher {
         for (int64_t c0 = 0; c0 < total; c0 += kBatch) {
             const int64_t nc = std::min(kBatch, total - c0);
             const size_t old = found.size();
-            found.resize(old + static_cast<size_t>(nc));
+            hits.resize(static_cast<size_t>(kBatch));  // not found.resize(old + nc): that zero-fills every chunk
             args.cand_v = sub.hashed ? cand_v.data() + c0 : nullptr;
-            const int64_t got = vf(args, cand.data() + c0, nc, total - c0, bound(), found.data() + old);
-            found.resize(old + static_cast<size_t>(got));
+            const int64_t got = vf(args, cand.data() + c0, nc, total - c0, bound(), hits.data());
+            found.insert(found.end(), hits.begin(), hits.begin() + got);
             on_batch(old);
         }
         return Step::ok;
