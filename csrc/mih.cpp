@@ -100,7 +100,7 @@ struct Searcher {
     Codes db;
     int64_t nbits, limit, m, maxlen;
     MihVerifyFn vf;
-    std::vector<uint64_t> qkeys, buckets, vals, cand_v, found;
+    std::vector<uint64_t> qkeys, buckets, vals, cand_v, found, kth, hits;
     std::vector<uint32_t> cand;
     std::vector<std::pair<uint32_t, uint32_t>> ranges;
     std::vector<int64_t> hist;
@@ -147,8 +147,13 @@ struct Searcher {
     // dozens of the random reads (bucket offsets, then the buckets' ids, then the candidates'
     // codes) are in flight at once: (1) the buckets' [start, end) ranges, (2) the ids they
     // hold, (3) the check, a chunk at a time (the k-NN bound is refreshed between chunks).
+    //
+    // `idcap`: entries with id >= idcap are not candidates (their codes are not read). k-NN
+    // passes it for the last step, where no entry can beat the k-th item held except by a
+    // smaller id (see knn); n elsewhere. Work still counts every entry the buckets hold.
     template <class Bound, class OnBatch>
-    Step step(const uint64_t* q, int64_t r, int64_t& work, Bound bound, OnBatch on_batch) {
+    Step step(const uint64_t* q, int64_t r, int64_t& work, Bound bound, OnBatch on_batch,
+              uint64_t idcap) {
         const int64_t j = r % m, s = r / m;
         const MihSub& sub = t.subs[static_cast<size_t>(j)];
         if (s > sub.len) return Step::ok;
@@ -163,7 +168,11 @@ struct Searcher {
         ranges.resize(static_cast<size_t>(nb));
         int64_t total = 0;
         for (int64_t i = 0; i < nb; ++i) {
-            if (i + kAhead < nb) HK_PREFETCH(off + buckets[static_cast<size_t>(i + kAhead)]);
+            if (i + kAhead < nb) {  // off[b + 1] lies in the next line for one bucket in 16
+                const uint64_t b = buckets[static_cast<size_t>(i + kAhead)];
+                HK_PREFETCH(off + b);
+                HK_PREFETCH(off + b + 1);
+            }
             const uint64_t b = buckets[static_cast<size_t>(i)];
             const uint32_t o0 = off[b], o1 = off[b + 1];
             if (o0 > o1 || o1 > n) return Step::corrupt;
@@ -177,23 +186,29 @@ struct Searcher {
         uint32_t* c = cand.data();
         uint64_t* cv = sub.hashed ? cand_v.data() : nullptr;
         for (int64_t i = 0; i < nb; ++i) {
-            if (i + kAhead < nb) HK_PREFETCH(ids + ranges[static_cast<size_t>(i + kAhead)].first);
+            if (i + kAhead < nb) {  // first and last id: a bucket of a few ids often straddles two lines
+                const auto ra = ranges[static_cast<size_t>(i + kAhead)];
+                HK_PREFETCH(ids + ra.first);
+                if (ra.second > ra.first) HK_PREFETCH(ids + ra.second - 1);
+            }
             const auto rg = ranges[static_cast<size_t>(i)];
             for (uint32_t o = rg.first; o < rg.second; ++o) {
                 const uint32_t id = ids[o];
                 if (id >= n) return Step::corrupt;
+                if (id >= idcap) continue;
                 *c++ = id;
                 if (cv) *cv++ = vals[static_cast<size_t>(i)];
             }
         }
+        total = c - cand.data();
         MihVerify args{q, qkeys.data(), t.subs.data(), db.data, nullptr, db.w, m, j, s};
         for (int64_t c0 = 0; c0 < total; c0 += kBatch) {
             const int64_t nc = std::min(kBatch, total - c0);
             const size_t old = found.size();
-            found.resize(old + static_cast<size_t>(nc));
+            hits.resize(static_cast<size_t>(kBatch));  // not found.resize(old + nc): that zero-fills every chunk
             args.cand_v = sub.hashed ? cand_v.data() + c0 : nullptr;
-            const int64_t got = vf(args, cand.data() + c0, nc, total - c0, bound(), found.data() + old);
-            found.resize(old + static_cast<size_t>(got));
+            const int64_t got = vf(args, cand.data() + c0, nc, total - c0, bound(), hits.data());
+            found.insert(found.end(), hits.begin(), hits.begin() + got);
             on_batch(old);
         }
         return Step::ok;
@@ -201,6 +216,15 @@ struct Searcher {
 
     void set_keys(const uint64_t* q) {
         for (int64_t j = 0; j < m; ++j) qkeys[static_cast<size_t>(j)] = mih_key(q, t.subs[static_cast<size_t>(j)]);
+    }
+
+    // The id of the k-th smallest (distance, id) held, all at distance <= tb (k are held).
+    uint64_t kth_id(int64_t k, int64_t tb) {
+        kth.clear();
+        for (uint64_t v : found)
+            if (int64_t(v >> 32) <= tb) kth.push_back(v);
+        std::nth_element(kth.begin(), kth.begin() + (k - 1), kth.end());
+        return kth[static_cast<size_t>(k - 1)] & 0xffffffffu;
     }
 
     // k nearest of q into od/oi; returns ok, over (caller scans) or corrupt.
@@ -224,7 +248,14 @@ struct Searcher {
         };
         const int64_t rmax = m * (maxlen + 1);
         for (int64_t r = 0; r < rmax; ++r) {
-            const Step st = step(q, r, work, [&]() { return tb; }, on_batch);
+            // An item first seen at step r is at distance >= r (every earlier substring differs
+            // in more bits than its step allows). With k items held and the k-th at distance
+            // tb == r, an entry of this step enters the top k only at distance r with an id below
+            // the k-th item's: larger ids are dropped before their codes are read (about half of
+            // the last step's entries on random codes, whose ids are random).
+            uint64_t idcap = static_cast<uint64_t>(db.n);
+            if (full && tb == r) idcap = kth_id(k, tb);
+            const Step st = step(q, r, work, [&]() { return tb; }, on_batch, idcap);
             if (st != Step::ok) return st;
             if (full && tb <= r) break;  // every item at distance <= r is held
             if (found.size() > static_cast<size_t>(4 * k + 4096)) {  // drop items beyond tb
@@ -260,7 +291,7 @@ struct Searcher {
         set_keys(q);
         found.clear();
         for (int64_t s = 0; s <= last; ++s) {
-            const Step st = step(q, s, work, [&]() { return r; }, [](size_t) {});
+            const Step st = step(q, s, work, [&]() { return r; }, [](size_t) {}, static_cast<uint64_t>(db.n));
             if (st != Step::ok) return st;
         }
         std::sort(found.begin(), found.end());

@@ -263,3 +263,17 @@ def test_pilot_scans_a_hopeless_batch_directly(backend):
     index.scan_fraction = 10.0    # a budget every query meets: the pilot passes, all through the tables
     d, i, work = index.search(hashkit.Codes(q, 40), 9, return_work=True)
     assert np.array_equal(d, od) and np.array_equal(i, oi) and (work > 0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_knn_last_step_drops_only_ids_that_cannot_enter(backend):
+    # On the last k-NN step (the k-th item held lies at the step's own distance) entries with an
+    # id above the k-th item's are not checked. Many exact ties at the k-th distance (each code
+    # value five times over) put the decision on the index order: any id dropped too eagerly, or
+    # the rule applied one step early, changes the answer against the stable-argsort oracle.
+    db, dbb = random_codes(RNG, 3000, 24, distinct=600)
+    q, qb = random_codes(RNG, 40, 24)
+    q[:5], qb[:5] = db[::600][:5], dbb[::600][:5]
+    index = MIHIndex(24, 3, backend=backend, scan_fraction=None)
+    index.add(hashkit.Codes(db, 24))
+    check_topk(index, q, qb, dbb, (1, 2, 3, 7, 10, 23, 64))

@@ -169,6 +169,18 @@ def _search_kernel(q, db, nbits, w0, sh, two, mask, lens, tbits, hashed, base, o
                         buckets = np.empty(cnt, np.uint64)
                     _list_values(buckets, qkeys[j], s, cnt)
                     b0 = base[j]
+                    # The last step of k-NN: an item first seen at step `step` lies at distance
+                    # >= step, so with the k-th held at tb == step only smaller ids can still
+                    # enter the top k; larger ones are not checked (as csrc/mih.cpp).
+                    idcap = n
+                    if k > 0 and full and tb == step:
+                        held = np.empty(nf, np.uint64)
+                        nh = 0
+                        for i3 in range(nf):
+                            if np.int64(found[i3] >> _U32) <= tb:
+                                held[nh] = found[i3]
+                                nh += 1
+                        idcap = np.int64(np.sort(held[:nh])[k - 1] & _LOW32)
                     for bi in range(cnt):
                         v = buckets[bi]
                         b = np.int64(_bucket(v, tbits[j], hashed[j]))
@@ -188,6 +200,8 @@ def _search_kernel(q, db, nbits, w0, sh, two, mask, lens, tbits, hashed, base, o
                             if x >= n:
                                 st = 2
                                 break
+                            if x >= idcap:
+                                continue
                             d = _dist(q, qi, db, x)
                             if d > tb:
                                 continue
