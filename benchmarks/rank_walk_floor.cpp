@@ -11,16 +11,16 @@
 //            (relevant << 32 | position) counters, v = c[x] += a, one branch-free store of v
 //            per item at the segment's next slot
 //   no-kept  the same without the store of v (what keeping the relevant items costs)
-//   hist     only c[x] += a, the value unused: a plain histogram, the least an exact stable
-//            ranking must do per item
+//   hist     only c[x] += a, the value unused: a plain histogram, the least a counter walk
+//            of this kind does per item
 //   fused    popcount and relevance computed in the walk itself, no buffers
 // On the Zen 3 VM (AMD EPYC, family 25 model 1, AVX2; 2026-12-01; the quietest of eight runs,
 // busy runs up to 40% slower): walk 0.69, no-kept 0.49, hist 0.43, fused 1.19 ns per item.
 // In the library (perf, cpu-clock samples, MAP over 300 queries): the walk ~0.83 ns per item,
 // the AVX2 distance and increment tiles (tile11) ~0.42 and the AP sums over the relevant items
 // (ap_lanes_tab) ~0.22: 329-367 us per query in `hashkit bench --compare faiss`. The goal of
-// 200 us is ~1.0 ns per item: below the tiles plus the walk even with the walk at the
-// histogram's speed. Fused into the library, the walk was slower than tiles + walk
+// 200 us is ~1.0 ns per item: less than the tiles, a walk at the histogram's speed and the AP
+// sums together (~1.07). Fused into the library, the walk was slower than tiles + walk
 // (interleaved runs: 418-530 against 386-416 us per query), so it was not kept.
 #include <algorithm>
 #include <chrono>
