@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in args.bits:
             res = evaluate(run / f"{b}bits-seed{args.seed}" / "codes.npz", metrics=("map",))
             rows.append({"method": m, "bits": b, "seconds": secs / len(args.bits),
-                         **{d: res[d]["map"] for d in ("i2t", "t2i", "i2i", "t2t")}})
+                         **{d: res["directions"][d]["metrics"]["map"] for d in ("i2t", "t2i", "i2i", "t2t")}})
             print(f"{m} {b} bits: " + " ".join(f"{d} {rows[-1][d]:.4f}" for d in ("i2t", "t2i", "i2i", "t2t")),
                   file=sys.stderr)
     print(f"\nsynthetic (MIRFLICKR-like), n={args.n}, data/split seed {args.split_seed}, "

@@ -106,3 +106,20 @@ def test_report_wide_has_one_column_per_machine(tmp_path):
     text = out.read_text()
     assert "| group | peer | Zen 5 (avx512-vpopcntdq) | Zen 3 (avx2) |" in text
     assert "| topk100-N1000k-64b-Q200 | faiss IndexBinaryFlat (heap) | 10.0× | 2.0× |" in text
+
+
+def test_synthetic_table_script_runs_end_to_end(tmp_path):
+    """benchmarks/synthetic_table.py at toy size (the README's four-direction table is its
+    output): it trains through the CLI and reads every direction's MAP from hashkit.eval's
+    result (it broke silently once when that result grew a "directions" level)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "synthetic_table.py"),
+                          "--methods", "cca-itq", "--bits", "8", "--n", "400",
+                          "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "t.json")],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| method | bits | I→T | T→I | I→I | T→T |" in out.stdout
+    rows = json.loads((tmp_path / "t.json").read_text())
+    assert [(r["method"], r["bits"]) for r in rows] == [("cca-itq", 8)]
+    assert all(0.0 < rows[0][d] <= 1.0 for d in ("i2t", "t2i", "i2i", "t2t"))
