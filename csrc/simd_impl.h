@@ -720,24 +720,36 @@ void prep(DistT* d, const uint8_t* rel, int64_t n, DistT lim, uint64_t* inc) {
 // of tile11 into a branch on the scalar/AVX2 paths (mispredicted for ~30% of items: 4x slower).
 inline uint64_t nonzero(uint64_t x) { return (x | (0 - x)) >> 63; }
 
+#if HK_IMPL_AVX512 && !HK_IMPL_VPOPCNT
+// The avx512bw tiles' eight-code step: clamped distances of db[0, 8) to q, and the counter
+// increments 1 + (relevant << 32) from a relevance mask.
+struct Tile8 {
+    __m512i qv, lv, limv, one, both;
+    Tile8(uint64_t q, uint64_t ql, uint64_t lim)
+        : qv(_mm512_set1_epi64(static_cast<long long>(q))),
+          lv(_mm512_set1_epi64(static_cast<long long>(ql))),
+          limv(_mm512_set1_epi64(static_cast<long long>(lim))),
+          one(_mm512_set1_epi64(1)),
+          both(_mm512_set1_epi64(static_cast<long long>(0x100000001ULL))) {}
+    __m512i counts(const uint64_t* db) const {
+        return _mm512_min_epu64(popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(db), qv)), limv);
+    }
+    __m512i incs(__mmask8 rel) const { return _mm512_mask_blend_epi64(rel, one, both); }
+};
+#endif
+
 template <class DistT>
 void tile11(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, int64_t n, DistT lim,
             DistT* d, uint64_t* inc) {
     int64_t j = 0;
 #if HK_IMPL_AVX512 && !HK_IMPL_VPOPCNT
-    // avx512bw: eight codes per register, the counts clamped and narrowed to DistT, the
-    // increments by a mask blend (with VPOPCNTDQ the compiler vectorises the loop below).
+    // avx512bw: eight codes per register (with VPOPCNTDQ the compiler vectorises the loop below).
     {
-        const __m512i qv = _mm512_set1_epi64(static_cast<long long>(q));
-        const __m512i lv = _mm512_set1_epi64(static_cast<long long>(ql));
-        const __m512i limv = _mm512_set1_epi64(static_cast<long long>(lim));
-        const __m512i one = _mm512_set1_epi64(1);
-        const __m512i both = _mm512_set1_epi64(static_cast<long long>(0x100000001ULL));
+        const Tile8 t(q, ql, lim);
         for (; j + 8 <= n; j += 8) {
-            const __m512i c = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(db + j), qv));
-            store8(d + j, _mm512_min_epu64(c, limv));
-            const __mmask8 rel = _mm512_test_epi64_mask(_mm512_loadu_si512(dbl + j), lv);
-            _mm512_storeu_si512(inc + j, _mm512_mask_blend_epi64(rel, one, both));
+            store8(d + j, t.counts(db + j));
+            const __mmask8 rel = _mm512_test_epi64_mask(_mm512_loadu_si512(dbl + j), t.lv);
+            _mm512_storeu_si512(inc + j, t.incs(rel));
         }
     }
 #endif
@@ -812,18 +824,12 @@ void tile11g(uint64_t q, const uint64_t* db, uint64_t ql, const uint64_t* dbl, i
     int64_t j = 0;
 #if HK_IMPL_AVX512 && !HK_IMPL_VPOPCNT
     {
-        const __m512i qv = _mm512_set1_epi64(static_cast<long long>(q));
-        const __m512i lv = _mm512_set1_epi64(static_cast<long long>(ql));
-        const __m512i limv = _mm512_set1_epi64(static_cast<long long>(lim));
-        const __m512i one = _mm512_set1_epi64(1);
-        const __m512i both = _mm512_set1_epi64(static_cast<long long>(0x100000001ULL));
+        const Tile8 t(q, ql, lim);
         for (; j + 8 <= n; j += 8) {
-            const __m512i c = popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(db + j), qv));
-            store8(d + j, _mm512_min_epu64(c, limv));
-            const __m512i x = _mm512_and_si512(_mm512_loadu_si512(dbl + j), lv);
+            store8(d + j, t.counts(db + j));
+            const __m512i x = _mm512_and_si512(_mm512_loadu_si512(dbl + j), t.lv);
             store8(gain + j, popcnt_epi64(x));
-            _mm512_storeu_si512(inc + j,
-                                _mm512_mask_blend_epi64(_mm512_test_epi64_mask(x, x), one, both));
+            _mm512_storeu_si512(inc + j, t.incs(_mm512_test_epi64_mask(x, x)));
         }
     }
 #endif
