@@ -264,3 +264,13 @@ def test_release_graph_missing_is_one_clear_error():
         m.setup(train)
     with pytest.raises(ValueError, match=r"config\['graph'\]"):
         UGACH(8, 8, 6, 3, config={**SMALL, "graph": "releases"})
+
+
+def test_release_graph_out_of_range_is_one_clear_error():
+    train = _train(n=30)
+    train.graph = np.full((30, 10), 30.0)        # an index past the training rows
+    m = UGACH(8, 8, 6, 3, config={**SMALL, "graph": "release"})
+    m.rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"config\['graph'\]: the release graph: expected "
+                                         r"whole-number indices in \[0, 30\)"):
+        m.setup(train)

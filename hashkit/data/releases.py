@@ -147,12 +147,19 @@ def read_knn(path, n_train: int) -> np.ndarray:
     except (ValueError, OSError) as e:
         raise ValueError(f"{path}: expected a NumPy .npy array of neighbour indices "
                          f"({' '.join(str(e).split())})") from None
-    if arr.ndim != 2 or arr.shape[0] != n_train or arr.dtype.kind not in "iuf":
-        raise ValueError(f"{path}: expected a ({n_train}, K) array of neighbour indices (one "
+    return check_knn(arr, n_train, str(path))
+
+
+def check_knn(arr, n_train: int, where: str) -> np.ndarray:
+    """A neighbour graph as ``(n_train, K)`` whole-number indices in ``[0, n_train)`` (any
+    numeric dtype: the release stores float64) -> int64; else one ValueError naming ``where``."""
+    arr = np.asarray(arr)
+    if arr.ndim != 2 or arr.shape[0] != n_train or arr.shape[1] < 1 or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: expected a ({n_train}, K) array of neighbour indices (one "
                          f"row per training item), found shape {arr.shape} dtype {arr.dtype}")
     if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or arr.min() < 0 \
             or arr.max() >= n_train:
-        raise ValueError(f"{path}: expected whole-number indices in [0, {n_train}), found values "
+        raise ValueError(f"{where}: expected whole-number indices in [0, {n_train}), found values "
                          f"in [{arr.min()}, {arr.max()}]")
     return arr.astype(np.int64)
 

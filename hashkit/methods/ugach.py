@@ -234,14 +234,9 @@ class UGACH(Method):
                 "it is read from list/KNN_cross5.npy of the UGACH release layout")
             raise ValueError(f"config['graph']: 'release' trains on the neighbour graph a UGACH "
                              f"release ships, and there is none here ({note}); use 'hashkit'")
-        g = np.asarray(g)
-        if g.ndim != 2 or g.shape[0] != train.n or g.shape[1] < 1 or g.dtype.kind not in "iuf" \
-                or not np.all(np.isfinite(g)) or np.any(g != np.round(g)) or g.min() < 0 \
-                or g.max() >= train.n:
-            raise ValueError(f"config['graph']: expected the release graph as ({train.n}, K) "
-                             f"whole-number indices in [0, {train.n}), got shape {g.shape} "
-                             f"dtype {g.dtype}")
-        return g.astype(np.int64)
+        from ..data.releases import check_knn
+
+        return check_knn(g, train.n, "config['graph']: the release graph")
 
     # ------------------------------------------------------------ schedule
     def begin_epoch(self, epoch: int, train: TrainData) -> None:
